@@ -1,0 +1,38 @@
+"""Shared fixtures: where the real data lives, and hypothesis settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+settings.register_profile("default", deadline=None, max_examples=60)
+settings.load_profile("default")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path | None:
+    """TINYGRAD_LITE_DATA, else ../shared/data beside the checkout, else None."""
+    env = os.environ.get("TINYGRAD_LITE_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+def require_data(relative: str) -> Path:
+    """The path of a real data file/folder, or skip (fail in CI, where TINYGRAD_LITE_REQUIRE_DATA=1)."""
+    root = data_dir()
+    path = root / relative if root else None
+    if path is None or not path.exists():
+        reason = (f"real data {relative!r} not found: set TINYGRAD_LITE_DATA to the folder holding "
+                  f"mnist/ and tinyshakespeare/")
+        if os.environ.get("TINYGRAD_LITE_REQUIRE_DATA") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path

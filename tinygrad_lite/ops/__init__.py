@@ -1,0 +1,94 @@
+"""Every op: a `Function` (forward and backward side by side) and the Tensor method that calls it.
+
+Importing this package attaches the methods to `Tensor`. Adding an op means
+adding one Function and one `@tensor_method` function in one of these files.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from ..tensor import Tensor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tensor_method(fn: F) -> F:
+    """Attach `fn` to Tensor under its own name (`min_` becomes `Tensor.min`)."""
+    name = fn.__name__.rstrip("_")
+    fn.__name__ = name
+    setattr(Tensor, name, fn)
+    return fn
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1
+    )
+    out = grad.sum(axis=axes, keepdims=True) if axes else grad
+    return out.reshape(shape)
+
+
+def broadcast_shape(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The broadcast shape, or a ValueError naming the op and every shape."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        listed = " and ".join(str(tuple(s)) for s in shapes)
+        raise ValueError(f"{op}: shapes {listed} cannot be broadcast together") from None
+
+
+def normalize_axis(op: str, axis: int | tuple[int, ...] | list[int] | None, ndim: int) -> tuple[int, ...]:
+    """`axis` as a sorted tuple of non-negative ints (None means every axis)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
+    """A Tensor operand: Tensors pass through; numbers take `like`'s float dtype.
+
+    Keeping constants in the tensor's dtype matters: a float64 constant would
+    silently upcast a float32 model.
+    """
+    if isinstance(x, Tensor):
+        return x
+    arr = np.asarray(x)
+    if like is not None and like.dtype.kind == "f" and arr.dtype.kind in "fiub":
+        return Tensor(arr, dtype=like.dtype)
+    return Tensor(arr)
+
+
+def operands(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Two broadcast-compatible tensors of one dtype kind (int mixed with float becomes float)."""
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, b)
+    if not isinstance(b, Tensor):
+        b = as_tensor(b, a)
+    if a.data.shape != b.data.shape:
+        broadcast_shape(op, a.data.shape, b.data.shape)
+    ka, kb = a.data.dtype.kind, b.data.dtype.kind
+    if ka == "f" and kb != "f":
+        b = Tensor(b.data, dtype=a.dtype)
+    elif kb == "f" and ka != "f":
+        a = Tensor(a.data, dtype=b.dtype)
+    return a, b
+
+
+from . import elementwise, linalg, movement, reduce  # noqa: E402,F401  (attach the methods)

@@ -1,0 +1,183 @@
+"""Reductions (sum, mean, max, min, var) and the normalising ones (softmax, log_softmax, logsumexp).
+
+Axes follow numpy's spelling: `axis=None | int | tuple`, negative allowed, `keepdims`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Function, Tensor
+from . import normalize_axis, tensor_method
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """`shape` with the reduced axes set to 1 (the keepdims shape)."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    def forward(self, x, axis=(), keepdims=False):
+        self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        return (np.broadcast_to(g.reshape(self.kept), self.shape),)
+
+
+class Mean(Function):
+    def forward(self, x, axis=(), keepdims=False):
+        self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
+        self.count = max(int(np.prod([x.shape[a] for a in axis])), 1)
+        return np.mean(x, axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        return (np.broadcast_to(g.reshape(self.kept) / self.count, self.shape),)
+
+
+class Max(Function):
+    """Max over axes; tied maxima share the gradient equally (as torch.amax)."""
+
+    def forward(self, x, axis=(), keepdims=False):
+        out = np.max(x, axis=axis, keepdims=True)
+        self.hit, self.axis, self.kept = x == out, axis, out.shape
+        return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axis])
+
+    def backward(self, g):
+        count = self.hit.sum(axis=self.axis, keepdims=True)
+        return (self.hit * (g.reshape(self.kept) / count).astype(g.dtype, copy=False),)
+
+
+class Var(Function):
+    def forward(self, x, axis=(), keepdims=False, correction=1):
+        self.kept = _kept_shape(x.shape, axis)
+        n = int(np.prod([x.shape[a] for a in axis]))
+        self.centred = x - np.mean(x, axis=axis, keepdims=True)
+        self.denominator = max(n - correction, 0)
+        total = np.sum(self.centred * self.centred, axis=axis, keepdims=keepdims)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return total / self.denominator
+
+    def backward(self, g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (g.reshape(self.kept) * self.centred * (2 / self.denominator if self.denominator else np.inf),)
+
+
+def _reduction(name: str, fn: type[Function], doc: str):
+    def method(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        axes = normalize_axis(name, axis, self.ndim)
+        if fn is Max and any(self.shape[a] == 0 for a in axes):
+            raise ValueError(f"{name}: cannot reduce an empty axis (shape {self.shape}, axis {axis})")
+        return fn.apply(self, axis=axes, keepdims=keepdims)
+
+    method.__name__ = name
+    method.__doc__ = doc
+    return tensor_method(method)
+
+
+_reduction("sum", Sum, "Sum over `axis` (None: all axes).")
+_reduction("mean", Mean, "Mean over `axis` (None: all axes).")
+_reduction("max", Max, "Max over `axis`; ties share the gradient equally.")
+
+
+@tensor_method
+def min_(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    """Min over `axis`; ties share the gradient equally."""
+    return -((-self).max(axis=axis, keepdims=keepdims))
+
+
+@tensor_method
+def var(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+        correction: int = 1) -> Tensor:
+    """Variance over `axis`, dividing by N - correction (1 by default: unbiased, as torch.var)."""
+    axes = normalize_axis("var", axis, self.ndim)
+    return Var.apply(self, axis=axes, keepdims=keepdims, correction=correction)
+
+
+@tensor_method
+def std(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+        correction: int = 1) -> Tensor:
+    """Standard deviation: sqrt of `var` with the same arguments."""
+    return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+
+
+def _argreduce(name: str, fn):
+    def method(self: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        if axis is None:
+            return Tensor(np.asarray(fn(self.data)))
+        (a,) = normalize_axis(name, axis, self.ndim)
+        return Tensor(fn(self.data, axis=a, keepdims=keepdims))
+
+    method.__name__ = name
+    method.__doc__ = f"Index of the {name[3:]} along `axis` (flat index when axis is None); no gradient."
+    return tensor_method(method)
+
+
+_argreduce("argmax", np.argmax)
+_argreduce("argmin", np.argmin)
+
+
+# ---- softmax family ---------------------------------------------------------------------
+
+
+class Softmax(Function):
+    def forward(self, x, axis=-1):
+        out = x - x.max(axis=axis, keepdims=True)
+        np.exp(out, out=out)
+        out /= out.sum(axis=axis, keepdims=True)
+        self.out, self.axis = out, axis
+        return out
+
+    def backward(self, g):
+        s = self.out
+        gs = g * s
+        gs -= s * gs.sum(axis=self.axis, keepdims=True)
+        return (gs,)
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis=-1):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        self.out, self.axis = shifted, axis
+        return shifted
+
+    def backward(self, g):
+        return (g - np.exp(self.out) * g.sum(axis=self.axis, keepdims=True),)
+
+
+class LogSumExp(Function):
+    def forward(self, x, axis=(), keepdims=False):
+        m = x.max(axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        e = np.exp(x - m)
+        s = e.sum(axis=axis, keepdims=True)
+        self.softmax, self.kept = e / s, s.shape
+        out = np.log(s) + m
+        return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axis])
+
+    def backward(self, g):
+        return (g.reshape(self.kept) * self.softmax,)
+
+
+def _single_axis(op: str, axis: int, ndim: int) -> int:
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be a single int, got {axis!r}")
+    return normalize_axis(op, axis, ndim)[0]
+
+
+@tensor_method
+def softmax(self: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, stable for any magnitude; rows of -inf give exact zeros."""
+    return Softmax.apply(self, axis=_single_axis("softmax", axis, self.ndim))
+
+
+@tensor_method
+def log_softmax(self: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along `axis`, stable for logits of any magnitude."""
+    return LogSoftmax.apply(self, axis=_single_axis("log_softmax", axis, self.ndim))
+
+
+@tensor_method
+def logsumexp(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) over `axis`, stable for any magnitude."""
+    return LogSumExp.apply(self, axis=normalize_axis("logsumexp", axis, self.ndim), keepdims=keepdims)

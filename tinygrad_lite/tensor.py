@@ -1,0 +1,427 @@
+"""The Tensor, the Function that records how it was made, and the backward walk.
+
+Every op lives in `tinygrad_lite/ops/`: a `Function` subclass with `forward`
+and `backward` side by side, plus the Tensor method that calls it. This file
+only knows how to record a graph and walk it backwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+DEFAULT_FLOAT = np.float32
+
+
+class _GradMode:
+    """Global switch for graph recording (a class attribute is the cheapest lookup)."""
+
+    enabled = True
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: no graph is recorded inside.
+
+    >>> with no_grad():
+    ...     y = x * 2          # y.requires_grad is False
+    """
+
+    def __enter__(self) -> None:
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._prev
+
+
+class enable_grad(contextlib.ContextDecorator):
+    """Turn graph recording back on inside a `no_grad` block."""
+
+    def __enter__(self) -> None:
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = True
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._prev
+
+
+def is_grad_enabled() -> bool:
+    return _GradMode.enabled
+
+
+# Hooks that observe every op (graph drawing, anomaly detection, shape traces).
+# Empty by default so that recording costs nothing when nobody looks.
+_op_hooks: list[Callable[["Function", "Tensor"], None]] = []
+
+
+@contextlib.contextmanager
+def op_hook(fn: Callable[["Function", "Tensor"], None]) -> Iterator[None]:
+    """Call `fn(function, output)` after every op run inside the block."""
+    _op_hooks.append(fn)
+    try:
+        yield
+    finally:
+        _op_hooks.remove(fn)
+
+
+class Function:
+    """One differentiable op: `forward` on ndarrays, `backward` from the output grad.
+
+    Subclasses implement `forward(self, *arrays, **params) -> ndarray` and
+    `backward(self, grad) -> tuple` (one ndarray or None per tensor input, in
+    order). Whatever `forward` keeps on `self` is the saved context.
+    `self.needs_input_grad[i]` says whether input i wants a gradient, so
+    backward can skip work it does not need.
+    """
+
+    parents: tuple[Tensor, ...]
+    needs_input_grad: tuple[bool, ...]
+    params: dict[str, Any]
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
+        ctx = cls()
+        out = ctx.forward(*[t.data for t in inputs], **params)
+        if _GradMode.enabled and any(t.requires_grad for t in inputs):
+            ctx.parents = inputs
+            ctx.needs_input_grad = tuple(t.requires_grad for t in inputs)
+            ctx.params = params
+            result = Tensor._make(out, True, ctx)
+        else:
+            ctx.params = params
+            result = Tensor._make(out, False, None)
+        if _op_hooks:
+            for hook in list(_op_hooks):
+                hook(ctx, result)
+        return result
+
+    @property
+    def name(self) -> str:
+        """The op's name for graphs and errors, e.g. `softmax(axis=-1)`."""
+        op = type(self).__name__.lower()
+        shown = {k: v for k, v in getattr(self, "params", {}).items() if not isinstance(v, np.ndarray)}
+        if not shown:
+            return op
+        return f"{op}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop the saved arrays after backward, keeping the graph's structure for drawing."""
+        kept = {k: self.__dict__[k] for k in ("parents", "needs_input_grad", "params") if k in self.__dict__}
+        self.__dict__.clear()
+        self.__dict__.update(kept)
+        self.released = True
+
+
+def _float_dtype_or_none(dtype: Any) -> Any:
+    return None if dtype is None else np.dtype(dtype)
+
+
+def _as_array(data: Any, dtype: Any) -> np.ndarray:
+    """Data to ndarray; float data becomes float32 unless a dtype is given."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=dtype)
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
+        return arr.astype(DEFAULT_FLOAT)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"Tensor: cannot make a tensor from data of dtype {arr.dtype}")
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array that remembers the op that made it.
+
+    Float data defaults to float32 (float64 arrays too, as in PyTorch);
+    pass `dtype=np.float64` to keep float64, e.g. for gradient checks.
+    Integer data stays integer and cannot require grad.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_retain_grad", "__weakref__")
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected op
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        self.data: np.ndarray = _as_array(data, _float_dtype_or_none(dtype))
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"Tensor: only floating-point tensors can require grad, got dtype {self.data.dtype} "
+                f"(integer tensors hold indices and targets)"
+            )
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx: Function | None = None
+        self.name = name
+        self._retain_grad = False
+
+    @classmethod
+    def _make(cls, data: np.ndarray, requires_grad: bool, ctx: Function | None) -> Tensor:
+        """Wrap an op's output without any conversion (the hot path)."""
+        t = cls.__new__(cls)
+        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = ctx
+        t.name = None
+        t._retain_grad = False
+        return t
+
+    # ---- constructors -------------------------------------------------------------
+    @staticmethod
+    def zeros(*shape: int | Sequence[int], dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.zeros(_shape_arg("zeros", shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def ones(*shape: int | Sequence[int], dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.ones(_shape_arg("ones", shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def full(shape: int | Sequence[int], value: float, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.full(_shape_arg("full", (shape,)), value, dtype=dtype), requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def randn(*shape: int | Sequence[int], seed: int | np.random.Generator | None = None,
+              dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        """Standard normal samples; `seed` is an int or a numpy Generator."""
+        rng = np.random.default_rng(seed)
+        data = rng.standard_normal(_shape_arg("randn", shape), dtype=np.dtype(dtype).type)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def uniform(*shape: int | Sequence[int], low: float = 0.0, high: float = 1.0,
+                seed: int | np.random.Generator | None = None, dtype: Any = DEFAULT_FLOAT,
+                requires_grad: bool = False) -> Tensor:
+        """Uniform samples in [low, high); `seed` is an int or a numpy Generator."""
+        rng = np.random.default_rng(seed)
+        data = rng.uniform(low, high, _shape_arg("uniform", shape)).astype(dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
+        """Like `np.arange`; integer arguments give int64, float ones float32."""
+        data = np.arange(start, stop, step) if stop is not None else np.arange(start)
+        return Tensor(data, dtype=dtype)
+
+    @staticmethod
+    def eye(n: int, m: int | None = None, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.eye(n, m, dtype=dtype), requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.zeros_like(t.data), requires_grad=requires_grad, dtype=t.dtype)
+
+    @staticmethod
+    def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.ones_like(t.data), requires_grad=requires_grad, dtype=t.dtype)
+
+    # ---- plain properties ---------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Function | None:
+        return self._ctx
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def item(self) -> float | int:
+        if self.data.size != 1:
+            raise ValueError(f"item: only a one-element tensor converts to a Python scalar, got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._make(self.data, False, None)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"requires_grad_: only floating-point tensors can require grad, got dtype {self.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> Tensor:
+        """Keep `.grad` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retain_grad = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", threshold=20, edgeitems=2)
+        body = body.replace("\n", "\n       ")
+        extras = [f"shape={self.shape}", f"dtype={self.dtype}"]
+        if self._ctx is not None:
+            extras.append(f"grad_fn={self._ctx.name}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        if self.name:
+            extras.append(f"name={self.name!r}")
+        return f"Tensor({body}, {', '.join(extras)})"
+
+    # ---- autodiff -----------------------------------------------------------------
+    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`.
+
+        A scalar seeds with 1; a non-scalar needs `gradient` of its shape.
+        The graph's saved arrays are freed afterwards unless `retain_graph`.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no graph "
+                "(make an input with requires_grad=True, and do not call backward inside no_grad)"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be created implicitly only for a one-element tensor, "
+                    f"got shape {self.shape}; pass gradient= of that shape"
+                )
+            seed = np.ones(self.shape, dtype=self.dtype)
+        else:
+            seed = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
+            if seed.shape != self.shape:
+                raise ValueError(f"backward: gradient has shape {seed.shape} but the tensor has shape {self.shape}")
+        _backward(self, seed, retain_graph)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors that need grad, each after all tensors computed from it (iterative DFS)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            if getattr(ctx, "released", False):
+                raise RuntimeError(
+                    "backward: trying to backward through the graph a second time, but its saved values "
+                    "were freed by the first backward; pass retain_graph=True to the first call"
+                )
+            for parent in ctx.parents:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
+    grads: dict[int, np.ndarray] = {id(root): seed}
+    # Arrays we allocated ourselves may be added to in place; others may alias
+    # another tensor's gradient (add passes its grad through to both inputs).
+    owned: set[int] = set()
+    for node in _topological_order(root):
+        grad = grads.pop(id(node), None)
+        if grad is None:
+            continue
+        ctx = node._ctx
+        if ctx is None or node._retain_grad:
+            _store_grad(node, grad)
+        if ctx is None:
+            continue
+        in_grads = ctx.backward(grad)
+        for parent, g in zip(ctx.parents, in_grads):
+            if g is None or not parent.requires_grad:
+                continue
+            if g.shape != parent.shape:  # pragma: no cover - an op bug, not a user error
+                raise RuntimeError(f"{ctx.name}: backward produced a gradient of shape {g.shape} "
+                                   f"for an input of shape {parent.shape}")
+            key = id(parent)
+            prev = grads.get(key)
+            if prev is None:
+                grads[key] = g
+            elif key in owned:
+                prev += g
+            else:
+                grads[key] = prev + g
+                owned.add(key)
+        if not retain_graph:
+            ctx.release()
+
+
+def _store_grad(t: Tensor, grad: np.ndarray) -> None:
+    if grad.dtype != t.dtype:
+        grad = grad.astype(t.dtype)
+    if t.grad is None:
+        t.grad = Tensor._make(np.array(grad, copy=True), False, None)
+    else:
+        t.grad.data = t.grad.data + grad
+
+
+def _shape_arg(op: str, shape: tuple) -> tuple[int, ...]:
+    """Accept `f(2, 3)` and `f((2, 3))` alike; reject negative sizes clearly."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        dims = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: shape must be integers, got {shape!r}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{op}: negative dimension in shape {dims}")
+    return dims
