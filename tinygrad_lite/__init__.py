@@ -6,14 +6,18 @@
     >>> x.grad
 """
 
-from . import ops  # noqa: F401  (attaches every op to Tensor)
-from .gradcheck import GradcheckError, gradcheck
+from . import datasets, nn, ops, optim  # noqa: F401  (importing ops attaches every op to Tensor)
+from .functional import grad, jacobian, value_and_grad
+from .gradcheck import GradcheckError, check_model, gradcheck, gradcheck_report
+from .io import load, save
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .viz import draw_graph, trace  # noqa: F401  (and `viz.record(model)` for module clusters)
 
 cat = Tensor.cat
 stack = Tensor.stack
 where = Tensor.where
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError",
-           "cat", "stack", "where"]
+           "cat", "stack", "where", "save", "load", "nn", "optim", "datasets",
+           "grad", "value_and_grad", "jacobian", "check_model", "gradcheck_report"]
 __version__ = "0.1.0"

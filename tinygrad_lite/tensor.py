@@ -8,6 +8,7 @@ only knows how to record a graph and walk it backwards.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -15,36 +16,50 @@ import numpy as np
 DEFAULT_FLOAT = np.float32
 
 
-class _GradMode:
-    """Global switch for graph recording (a class attribute is the cheapest lookup)."""
+class _GradModeState(threading.local):
+    """Graph recording on/off, per thread (as in PyTorch): a thread inside `no_grad`
+    does not switch recording off in another. The class attribute is every thread's default."""
 
     enabled = True
 
 
-class no_grad(contextlib.ContextDecorator):
-    """Context manager and decorator: no graph is recorded inside.
+_GradMode = _GradModeState()
+
+
+class _SetGradMode(contextlib.ContextDecorator):
+    """Set recording to `mode` inside the block; a stack of saved states makes one
+    instance safe to re-enter (a recursive decorated function)."""
+
+    mode = True
+
+    def __init__(self) -> None:
+        self._saved: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._saved.append(_GradMode.enabled)
+        _GradMode.enabled = self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._saved.pop()
+
+    def _recreate_cm(self) -> _SetGradMode:
+        return type(self)()  # a fresh instance per decorated call: safe across threads
+
+
+class no_grad(_SetGradMode):
+    """Context manager and decorator: no graph is recorded inside (in this thread).
 
     >>> with no_grad():
     ...     y = x * 2          # y.requires_grad is False
     """
 
-    def __enter__(self) -> None:
-        self._prev = _GradMode.enabled
-        _GradMode.enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._prev
+    mode = False
 
 
-class enable_grad(contextlib.ContextDecorator):
+class enable_grad(_SetGradMode):
     """Turn graph recording back on inside a `no_grad` block."""
 
-    def __enter__(self) -> None:
-        self._prev = _GradMode.enabled
-        _GradMode.enabled = True
-
-    def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._prev
+    mode = True
 
 
 def is_grad_enabled() -> bool:
@@ -76,6 +91,9 @@ class Function:
     backward can skip work it does not need.
     """
 
+    # The graph's structure lives in slots; the saved context in __dict__, which
+    # `release` clears in one call.
+    __slots__ = ("parents", "needs_input_grad", "params", "released", "__dict__", "__weakref__")
     parents: tuple[Tensor, ...]
     needs_input_grad: tuple[bool, ...]
     params: dict[str, Any]
@@ -84,13 +102,13 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         ctx = cls()
         out = ctx.forward(*[t.data for t in inputs], **params)
-        if _GradMode.enabled and any(t.requires_grad for t in inputs):
+        ctx.params = params
+        needs = tuple([t.requires_grad for t in inputs])
+        if True in needs and _GradMode.enabled:
             ctx.parents = inputs
-            ctx.needs_input_grad = tuple(t.requires_grad for t in inputs)
-            ctx.params = params
+            ctx.needs_input_grad = needs
             result = Tensor._make(out, True, ctx)
         else:
-            ctx.params = params
             result = Tensor._make(out, False, None)
         if _op_hooks:
             for hook in list(_op_hooks):
@@ -114,9 +132,7 @@ class Function:
 
     def release(self) -> None:
         """Drop the saved arrays after backward, keeping the graph's structure for drawing."""
-        kept = {k: self.__dict__[k] for k in ("parents", "needs_input_grad", "params") if k in self.__dict__}
         self.__dict__.clear()
-        self.__dict__.update(kept)
         self.released = True
 
 
@@ -130,7 +146,10 @@ def _as_array(data: Any, dtype: Any) -> np.ndarray:
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
-    arr = np.asarray(data)
+    try:
+        arr = np.asarray(data)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"Tensor: data must be rectangular (every row the same length): {e}") from None
     if arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         return arr.astype(DEFAULT_FLOAT)
     if arr.dtype.kind not in "fiub":
@@ -285,7 +304,9 @@ class Tensor:
         return self.data.shape[0]
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
@@ -399,7 +420,7 @@ def _backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             elif key in owned:
                 prev += g
             else:
-                grads[key] = prev + g
+                grads[key] = np.asarray(prev + g)  # an array, never a numpy scalar: `+=` must work in place
                 owned.add(key)
         if not retain_graph:
             ctx.release()
@@ -411,7 +432,7 @@ def _store_grad(t: Tensor, grad: np.ndarray) -> None:
     if t.grad is None:
         t.grad = Tensor._make(np.array(grad, copy=True), False, None)
     else:
-        t.grad.data = t.grad.data + grad
+        t.grad.data = np.asarray(t.grad.data + grad)
 
 
 def _shape_arg(op: str, shape: tuple) -> tuple[int, ...]:

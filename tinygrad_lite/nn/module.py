@@ -19,10 +19,15 @@ class Parameter(Tensor):
 
 
 class _ModuleStack:
-    """The modules whose forward is running, outermost first (read by graph drawing and traces)."""
+    """The modules whose forward is running, outermost first (read by graph drawing and traces).
+
+    `listeners` (e.g. `viz.record`) get `enter(module, args)` before and `exit(module, output)`
+    after each forward; `output` is None when the forward raised.
+    """
 
     active: list["Module"] = []
     recording = 0  # > 0 while somebody listens; otherwise __call__ skips the bookkeeping
+    listeners: list[Any] = []
 
 
 class Module:
@@ -56,10 +61,16 @@ class Module:
         if not _ModuleStack.recording:
             return self.forward(*args, **kwargs)
         _ModuleStack.active.append(self)
+        for listener in _ModuleStack.listeners:
+            listener.enter(self, args)
+        output = None
         try:
-            return self.forward(*args, **kwargs)
+            output = self.forward(*args, **kwargs)
+            return output
         finally:
             _ModuleStack.active.pop()
+            for listener in reversed(_ModuleStack.listeners):
+                listener.exit(self, output)
 
     # ---- traversal ---------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:

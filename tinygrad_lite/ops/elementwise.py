@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Function, Tensor
+from ..tensor import DEFAULT_FLOAT, Function, Tensor
 from . import as_tensor, broadcast_shape, operands, tensor_method, unbroadcast
 
 # ---- arithmetic -----------------------------------------------------------------------
@@ -77,26 +77,61 @@ class Pow(Function):
         return ga, gb
 
 
+class PowConst(Function):
+    """x ** p for a constant Python number p (numpy fast-paths p = 2, 0.5, -1)."""
+
+    def forward(self, x, p=2.0):
+        self.x = x
+        return x ** p
+
+    def backward(self, g):
+        p = self.params["p"]
+        dx = g * self.x if p == 2 else self.x ** (p - 1) * g  # one fresh array, scaled in place
+        dx *= p
+        return (dx,)
+
+
 def _binary(name: str, fn: type[Function]):
     def method(self: Tensor, other: Any) -> Tensor:
         a, b = operands(name, self, other)
-        return fn.apply(a, b)
+        return fn.apply(*_true_division(name, a, b))
 
     def reflected(self: Tensor, other: Any) -> Tensor:
         a, b = operands(name, other, self)
-        return fn.apply(a, b)
+        return fn.apply(*_true_division(name, a, b))
 
     method.__name__ = name
     method.__doc__ = f"Elementwise {name} with numpy broadcasting; `other` may be a Tensor or a number."
     return method, reflected
 
 
+def _true_division(name: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Integer tensors divide into float32, as in PyTorch (numpy would give float64)."""
+    if name == "div" and a.data.dtype.kind != "f":
+        return a.to(DEFAULT_FLOAT), b.to(DEFAULT_FLOAT)
+    return a, b
+
+
 for _name, _dunder, _fn in (("add", "add", Add), ("sub", "sub", Sub), ("mul", "mul", Mul),
-                            ("div", "truediv", Div), ("pow", "pow", Pow)):
+                            ("div", "truediv", Div)):
     _method, _reflected = _binary(_name, _fn)
     tensor_method(_method)
     setattr(Tensor, f"__{_dunder}__", _method)
     setattr(Tensor, f"__r{_dunder}__", _reflected)
+
+
+def _pow(self: Tensor, exponent: Any) -> Tensor:
+    """x ** exponent, broadcasting; a constant Python number exponent takes a faster path."""
+    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and self.dtype.kind == "f":
+        # float(): an np.float64 exponent (a float subclass) must not upcast float32
+        return PowConst.apply(self, p=exponent if isinstance(exponent, int) else float(exponent))
+    a, b = operands("pow", self, exponent)
+    return Pow.apply(a, b)
+
+
+_pow.__name__ = "pow"
+Tensor.__pow__ = tensor_method(_pow)
+Tensor.__rpow__ = _binary("pow", Pow)[1]
 
 
 # ---- unary math ---------------------------------------------------------------------
@@ -171,7 +206,7 @@ class Sigmoid(Function):
 class ReLU(Function):
     def forward(self, x):
         self.positive = x > 0
-        return x * self.positive
+        return np.maximum(x, 0)  # not x * (x > 0), which gives -0.0
 
     def backward(self, g):
         return (g * self.positive,)
@@ -194,8 +229,10 @@ class GELU(Function):
         return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner),)
 
 
-def _unary(name: str, fn: type[Function], doc: str):
+def _unary(name: str, fn: type[Function], doc: str, floats_only: bool = True):
     def method(self: Tensor) -> Tensor:
+        if floats_only and self.data.dtype.kind != "f":
+            self = self.to(DEFAULT_FLOAT)  # exp of an int tensor is float32, as in PyTorch
         return fn.apply(self)
 
     method.__name__ = name
@@ -203,14 +240,14 @@ def _unary(name: str, fn: type[Function], doc: str):
     return tensor_method(method)
 
 
-Tensor.__neg__ = _unary("neg", Neg, "-x")
+Tensor.__neg__ = _unary("neg", Neg, "-x", floats_only=False)
 _unary("exp", Exp, "e^x")
 _unary("log", Log, "Natural logarithm.")
 _unary("sqrt", Sqrt, "Square root.")
-Tensor.__abs__ = _unary("abs", Abs, "|x| (gradient sign(x), 0 at 0 as in PyTorch).")
+Tensor.__abs__ = _unary("abs", Abs, "|x| (gradient sign(x), 0 at 0 as in PyTorch).", floats_only=False)
 _unary("tanh", Tanh, "Hyperbolic tangent.")
 _unary("sigmoid", Sigmoid, "1 / (1 + e^-x), computed without overflow.")
-_unary("relu", ReLU, "max(x, 0) (gradient 0 at 0 as in PyTorch).")
+_unary("relu", ReLU, "max(x, 0) (gradient 0 at 0 as in PyTorch).", floats_only=False)
 _unary("gelu", GELU, "GELU with the tanh approximation used by GPT-2.")
 
 

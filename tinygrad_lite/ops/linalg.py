@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Function, Tensor
-from . import as_tensor, tensor_method, unbroadcast
+from . import promote, tensor_method, unbroadcast
 
 
 class MatMul(Function):
@@ -51,9 +51,9 @@ def _matrix_shape(gshape: tuple[int, ...], a: np.ndarray, b: np.ndarray) -> tupl
 @tensor_method
 def matmul(self: Tensor, other: Any) -> Tensor:
     """Matrix product: (..., n, k) @ (..., k, m) -> (..., n, m); 1-D operands as in numpy."""
-    other = as_tensor(other, self)
-    _check_matmul(self.shape, other.shape)
-    return MatMul.apply(self, other)
+    a, b = promote("matmul", self, other)
+    _check_matmul(a.shape, b.shape)
+    return MatMul.apply(a, b)
 
 
 def _check_matmul(sa: tuple[int, ...], sb: tuple[int, ...]) -> None:
@@ -72,4 +72,11 @@ def _check_matmul(sa: tuple[int, ...], sb: tuple[int, ...]) -> None:
 
 
 Tensor.__matmul__ = matmul
-Tensor.__rmatmul__ = lambda self, other: matmul(as_tensor(other, self), self)
+
+
+def _rmatmul(self: Tensor, other: Any) -> Tensor:
+    a, b = promote("matmul", other, self)
+    return matmul(a, b)
+
+
+Tensor.__rmatmul__ = _rmatmul

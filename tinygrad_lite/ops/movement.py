@@ -10,11 +10,13 @@ from ..tensor import Function, Tensor
 from . import broadcast_shape, normalize_axis, tensor_method, unbroadcast
 
 
-def _dims(args: tuple) -> tuple[int, ...]:
-    """Accept `f(2, 3)` and `f((2, 3))` alike."""
+def _dims(op: str, args: tuple) -> tuple[int, ...]:
+    """Accept `f(2, 3)` and `f((2, 3))` alike; every entry must be an int."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
-        return tuple(args[0])
-    return tuple(args)
+        args = tuple(args[0])
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in args):
+        raise TypeError(f"{op}: expected integers, got {args!r}")
+    return tuple(int(d) for d in args)
 
 
 class Reshape(Function):
@@ -29,7 +31,7 @@ class Reshape(Function):
 @tensor_method
 def reshape(self: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """The same elements in a new shape; one dimension may be -1."""
-    dims = _dims(shape)
+    dims = _dims("reshape", shape)
     known = [d for d in dims if d != -1]
     if dims.count(-1) > 1 or any(d < -1 for d in dims):
         raise ValueError(f"reshape: invalid target shape {dims} for a tensor of shape {self.shape}")
@@ -86,7 +88,7 @@ class Permute(Function):
 @tensor_method
 def permute(self: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """Reorder the axes: result axis i is input axis axes[i]."""
-    dims = _dims(axes)
+    dims = _dims("permute", axes)
     if len(dims) != self.ndim:
         raise ValueError(f"permute: got {len(dims)} axes {dims} for a tensor with {self.ndim} dimensions")
     norm = tuple(normalize_axis("permute", d, self.ndim)[0] for d in dims)
@@ -121,7 +123,7 @@ class Expand(Function):
 @tensor_method
 def expand(self: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """Broadcast to `shape` without copying (-1 keeps a dimension)."""
-    dims = _dims(shape)
+    dims = _dims("expand", shape)
     lead = len(dims) - self.ndim
     if lead < 0:
         raise ValueError(f"expand: target shape {dims} has fewer dimensions than the tensor's shape {self.shape}")
@@ -171,10 +173,9 @@ def _getitem(self: Tensor, key: Any) -> Tensor:
     """numpy indexing: ints, slices, None, Ellipsis, integer or boolean arrays."""
     k = _index_key(key)
     try:
-        self.data[k]
+        return GetItem.apply(self, key=k)
     except IndexError as e:
         raise IndexError(f"getitem: index {key!r} is invalid for a tensor of shape {self.shape}: {e}") from None
-    return GetItem.apply(self, key=k)
 
 
 Tensor.__getitem__ = _getitem
@@ -188,13 +189,25 @@ def _setitem(self: Tensor, key: Any, value: Any) -> None:
 Tensor.__setitem__ = _setitem
 
 
+def _one_axis(op: str, axis: int, t: Tensor) -> int:
+    """One real axis of `t` (a 0-d tensor has none)."""
+    if t.ndim == 0:
+        raise ValueError(f"{op}: a 0-d tensor has no axis to work along")
+    return normalize_axis(op, axis, t.ndim)[0]
+
+
 @tensor_method
 def split(self: Tensor, size: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Pieces of `size` along `axis` (the last may be smaller), or of the listed sizes."""
-    (a,) = normalize_axis("split", axis, self.ndim)
+    a = _one_axis("split", axis, self)
     n = self.shape[a]
-    sizes = [size] * (n // size) + ([n % size] if n % size else []) if isinstance(size, int) else list(size)
-    if sum(sizes) != n:
+    if isinstance(size, (int, np.integer)):
+        if size <= 0:
+            raise ValueError(f"split: size must be a positive int, got {size}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    else:
+        sizes = list(size)
+    if any(s < 0 for s in sizes) or sum(sizes) != n:
         raise ValueError(f"split: sizes {sizes} do not add up to {n}, the size of axis {axis} in shape {self.shape}")
     pieces, start = [], 0
     for s in sizes:
@@ -206,7 +219,9 @@ def split(self: Tensor, size: int | Sequence[int], axis: int = 0) -> list[Tensor
 @tensor_method
 def chunk(self: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
     """`chunks` nearly equal pieces along `axis` (as torch.chunk)."""
-    (a,) = normalize_axis("chunk", axis, self.ndim)
+    if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    a = _one_axis("chunk", axis, self)
     return self.split(-(-self.shape[a] // chunks), axis=a)
 
 
@@ -223,13 +238,18 @@ class Cat(Function):
         return tuple(p if need else None for p, need in zip(pieces, self.needs_input_grad))
 
 
-def _check_joinable(op: str, tensors: Sequence[Tensor], axis: int | None) -> None:
-    """Same rank and same sizes outside `axis` (None: every axis must match)."""
+def _tensor_list(op: str, tensors: Sequence[Tensor]) -> list[Tensor]:
+    tensors = list(tensors)
     if len(tensors) == 0:
         raise ValueError(f"{op}: needs at least one tensor")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: item {i} is a {type(t).__name__}, not a Tensor")
+    return tensors
+
+
+def _check_joinable(op: str, tensors: list[Tensor], axis: int | None) -> None:
+    """Same rank and same sizes outside `axis` (None: every axis must match)."""
     first = tensors[0].shape
     for i, t in enumerate(tensors):
         same = t.ndim == len(first) and all(n == m for d, (n, m) in enumerate(zip(t.shape, first)) if d != axis)
@@ -240,16 +260,15 @@ def _check_joinable(op: str, tensors: Sequence[Tensor], axis: int | None) -> Non
 
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    tensors = list(tensors)
-    _check_joinable("cat", tensors, None)
-    (a,) = normalize_axis("cat", axis, tensors[0].ndim)
+    tensors = _tensor_list("cat", tensors)
+    a = _one_axis("cat", axis, tensors[0])
     _check_joinable("cat", tensors, a)
     return Cat.apply(*tensors, axis=a)
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join same-shape tensors along a new axis."""
-    tensors = list(tensors)
+    tensors = _tensor_list("stack", tensors)
     _check_joinable("stack", tensors, None)
     (a,) = normalize_axis("stack", axis, tensors[0].ndim + 1)
     return Cat.apply(*[t.unsqueeze(a) for t in tensors], axis=a)

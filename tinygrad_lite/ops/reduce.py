@@ -10,6 +10,7 @@ import numpy as np
 from ..tensor import Function, Tensor
 from . import normalize_axis, tensor_method
 
+
 def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     """`shape` with the reduced axes set to 1 (the keepdims shape)."""
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
@@ -43,8 +44,8 @@ class Max(Function):
         return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axis])
 
     def backward(self, g):
-        count = self.hit.sum(axis=self.axis, keepdims=True)
-        return (self.hit * (g.reshape(self.kept) / count).astype(g.dtype, copy=False),)
+        count = self.hit.sum(axis=self.axis, keepdims=True, dtype=g.dtype)
+        return (self.hit * (g.reshape(self.kept) / count),)
 
 
 class Var(Function):
@@ -102,7 +103,7 @@ def std(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool 
 
 def _argreduce(name: str, fn):
     def method(self: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        if axis is None:
+        if axis is None or self.ndim == 0:
             return Tensor(np.asarray(fn(self.data)))
         (a,) = normalize_axis(name, axis, self.ndim)
         return Tensor(fn(self.data, axis=a, keepdims=keepdims))
@@ -121,16 +122,19 @@ _argreduce("argmin", np.argmin)
 
 class Softmax(Function):
     def forward(self, x, axis=-1):
-        out = x - x.max(axis=axis, keepdims=True)
+        out = np.asarray(x - x.max(axis=axis, keepdims=True))  # an array even for 0-d x
         np.exp(out, out=out)
         out /= out.sum(axis=axis, keepdims=True)
         self.out, self.axis = out, axis
         return out
 
     def backward(self, g):
+        # s * (g - sum(g * s)), reusing the one fresh array
         s = self.out
-        gs = g * s
-        gs -= s * gs.sum(axis=self.axis, keepdims=True)
+        gs = np.asarray(g * s)
+        dot = gs.sum(axis=self.axis, keepdims=True)
+        np.subtract(g, dot, out=gs)
+        gs *= s
         return (gs,)
 
 
@@ -159,15 +163,17 @@ class LogSumExp(Function):
         return (g.reshape(self.kept) * self.softmax,)
 
 
-def _single_axis(op: str, axis: int, ndim: int) -> int:
+def _single_axis(op: str, axis: int, ndim: int) -> int | None:
+    """One axis as a non-negative int (None for a 0-d tensor: normalise over its single value)."""
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{op}: axis must be a single int, got {axis!r}")
-    return normalize_axis(op, axis, ndim)[0]
+    axes = normalize_axis(op, axis, ndim)
+    return axes[0] if axes else None
 
 
 @tensor_method
 def softmax(self: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`, stable for any magnitude; rows of -inf give exact zeros."""
+    """exp(x) / sum(exp(x)) along `axis`, stable for any magnitude; entries of -inf give exact zeros."""
     return Softmax.apply(self, axis=_single_axis("softmax", axis, self.ndim))
 
 

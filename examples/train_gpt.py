@@ -1,0 +1,236 @@
+"""Train the character-level GPT (models/gpt.py) on Tiny Shakespeare or any UTF-8 text.
+
+    python examples/train_gpt.py                            # the default config: val loss <= 1.60 in 20 minutes
+    python examples/train_gpt.py --text my.txt --max-iters 500 --checkpoint out/my.npz
+    python examples/train_gpt.py --resume                   # continue from --checkpoint
+    python examples/sample_gpt.py --checkpoint out/gpt.npz --prompt "ROMEO:"
+
+Every `--eval-interval` steps the validation loss is estimated under no_grad; the
+checkpoint (model, optimizer, config, tokenizer, step, RNG state, loss history)
+is rewritten whenever it improves. The learning rate warms up linearly, then
+follows a cosine down to `--min-lr` over `--max-iters` steps, or over
+`--max-minutes` if that runs out first. At the end the script prints a sample
+and, as its last line, `val loss: N.NNNN` (the best checkpoint's, measured on
+the whole validation split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from models.char_data import CharDataset, CharTokenizer
+from models.gpt import GPT, GPTConfig
+from tinygrad_lite import Tensor, no_grad
+from tinygrad_lite.io import load, save
+from tinygrad_lite.optim import clip_grad_norm_, cosine_with_warmup
+from tinygrad_lite.perf import keep_freed_memory
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--text", type=Path, default=None,
+      help="UTF-8 text file to train on (default: Tiny Shakespeare from TINYGRAD_LITE_DATA or the data cache)")
+    a("--checkpoint", type=Path, default=Path("out/gpt.npz"),
+      help="where the best checkpoint goes (default %(default)s)")
+    a("--resume", action="store_true", help="continue training from --checkpoint")
+    a("--seed", type=int, default=1337, help="seed for the weights, dropout and batches (default %(default)s)")
+    g = p.add_argument_group("model")
+    g.add_argument("--n-layer", type=int, default=4, help="transformer blocks (default %(default)s)")
+    g.add_argument("--n-head", type=int, default=4, help="attention heads per block (default %(default)s)")
+    g.add_argument("--n-embd", type=int, default=128, help="embedding width C (default %(default)s)")
+    g.add_argument("--block-size", type=int, default=128, help="context length in characters (default %(default)s)")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default %(default)s)")
+    g.add_argument("--no-bias", dest="bias", action="store_false", help="no biases in Linear and LayerNorm layers")
+    g.add_argument("--positional", choices=("learned", "sinusoidal"), default="learned",
+                   help="position encoding (default %(default)s)")
+    g = p.add_argument_group("training")
+    g.add_argument("--batch-size", type=int, default=32, help="sequences per step (default %(default)s)")
+    g.add_argument("--max-iters", type=int, default=5000, help="training steps (default %(default)s)")
+    g.add_argument("--max-minutes", type=float, default=19.0,
+                   help="stop after this much training time; 0 = no limit (default %(default)s)")
+    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
+    g.add_argument("--min-lr", type=float, default=1e-4,
+                   help="learning rate at the end of the cosine (default %(default)s)")
+    g.add_argument("--warmup-iters", type=int, default=100, help="linear warm-up steps (default %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay on 2-D weights (default %(default)s)")
+    g.add_argument("--beta1", type=float, default=0.9, help="AdamW beta1 (default %(default)s)")
+    g.add_argument("--beta2", type=float, default=0.99, help="AdamW beta2 (default %(default)s)")
+    g.add_argument("--grad-clip", type=float, default=1.0,
+                   help="clip the gradient norm to this; 0 = off (default %(default)s)")
+    g = p.add_argument_group("evaluation and output")
+    g.add_argument("--eval-interval", type=int, default=250,
+                   help="steps between validation estimates (default %(default)s)")
+    g.add_argument("--eval-iters", type=int, default=20, help="batches per validation estimate (default %(default)s)")
+    g.add_argument("--sample-tokens", type=int, default=300, help="characters sampled at the end (default %(default)s)")
+    g.add_argument("--plot", type=Path, default=None, help="write the train/validation loss curves to this PNG")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    return p.parse_args(argv)
+
+
+def read_text(path: Path | None) -> str:
+    if path is not None:
+        return path.read_text(encoding="utf-8")
+    from tinygrad_lite.datasets import load_tinyshakespeare
+    return load_tinyshakespeare()
+
+
+@no_grad()
+def estimate_loss(model: GPT, data: CharDataset, split: str, batch_size: int, iters: int,
+                  rng: np.random.Generator) -> float:
+    """Mean loss over `iters` random batches of `split`, in eval mode."""
+    model.eval()
+    losses = [model(*data.get_batch(split, batch_size, rng))[1].item() for _ in range(iters)]
+    model.train()
+    return float(np.mean(losses))
+
+
+@no_grad()
+def full_val_loss(model: GPT, data: CharDataset, batch_size: int = 64) -> float:
+    """Mean next-character loss over the whole validation split, cut into consecutive block_size windows."""
+    model.eval()
+    ids, T = data.splits["val"], data.block_size
+    n = (len(ids) - 1) // T
+    x_all, y_all = ids[: n * T].reshape(n, T), ids[1: n * T + 1].reshape(n, T)
+    total = 0.0
+    for i in range(0, n, batch_size):
+        _, loss = model(Tensor(x_all[i:i + batch_size]), Tensor(y_all[i:i + batch_size]))
+        total += loss.item() * len(x_all[i:i + batch_size])
+    model.train()
+    return total / n
+
+
+def plot_history(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(history["train_step"], history["train_loss"], label="train (running mean)", alpha=0.8)
+    ax.plot(history["val_step"], history["val_loss"], "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats / character)")
+    ax.set_title("char GPT on Tiny Shakespeare")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> float:
+    args = parse_args(argv)
+    keep_freed_memory()
+    text = read_text(args.text)
+    start_step, best_val = 0, math.inf
+    history: dict[str, list[float]] = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": []}
+    if args.resume:
+        ckpt = load(args.checkpoint)
+        config = GPTConfig.from_dict(ckpt["config"])
+        tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+    else:
+        tokenizer = CharTokenizer.from_text(text)
+        config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
+                           n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias,
+                           positional=args.positional)
+    data = CharDataset(text, config.block_size, tokenizer)
+    model = GPT(config, seed=args.seed)
+    optimizer = model.configure_optimizers(args.weight_decay, args.lr, (args.beta1, args.beta2))
+    batch_rng = np.random.default_rng(args.seed)
+    if args.resume:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        batch_rng.bit_generator.state = ckpt["rng"]["batches"]
+        model.rng.bit_generator.state = ckpt["rng"]["model"]
+        start_step, best_val, history = int(ckpt["step"]), float(ckpt["best_val"]), ckpt["history"]
+        print(f"resumed from {args.checkpoint} at step {start_step} (best val loss {best_val:.4f})")
+    print(f"{model.num_parameters() / 1e6:.2f}M parameters; {config}")
+    eval_rng = np.random.default_rng(args.seed + 1)
+
+    def save_checkpoint(step: int) -> None:
+        save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_dict(),
+              "tokenizer": tokenizer.to_dict(), "step": step, "best_val": best_val, "history": history,
+              "rng": {"batches": batch_rng.bit_generator.state, "model": model.rng.bit_generator.state}},
+             args.checkpoint)
+
+    budget = args.max_minutes * 60 if args.max_minutes > 0 else math.inf
+    tokens_per_step = args.batch_size * config.block_size
+    running, t_start, t_last = [], time.perf_counter(), time.perf_counter()
+    bar = tqdm(range(start_step, args.max_iters), initial=start_step, total=args.max_iters, disable=args.no_progress,
+               dynamic_ncols=True, file=sys.stderr)
+    step = start_step
+    for step in bar:
+        elapsed = time.perf_counter() - t_start
+        if elapsed > budget:
+            break
+        # the cosine runs over whichever budget, steps or minutes, runs out first
+        progress_step = max(step, int(args.max_iters * elapsed / budget) if budget < math.inf else 0)
+        lr = cosine_with_warmup(progress_step, args.lr, args.warmup_iters, args.max_iters, args.min_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = data.get_batch("train", args.batch_size, batch_rng)
+        _, loss = model(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        if args.grad_clip > 0:
+            clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        running.append(loss.item())
+        now = time.perf_counter()
+        bar.set_postfix(loss=f"{running[-1]:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_step / (now - t_last):.0f}")
+        t_last = now
+        if (step + 1) % args.eval_interval == 0 or step + 1 == args.max_iters:
+            history["train_step"].append(step + 1)
+            history["train_loss"].append(float(np.mean(running)))
+            running = []
+            val = estimate_loss(model, data, "val", args.batch_size, args.eval_iters, eval_rng)
+            history["val_step"].append(step + 1)
+            history["val_loss"].append(val)
+            bar.write(f"step {step + 1}: train {history['train_loss'][-1]:.4f}, val {val:.4f}, "
+                      f"{(time.perf_counter() - t_start) / 60:.1f} min")
+            if val < best_val:
+                best_val = val
+                save_checkpoint(step + 1)
+            t_last = time.perf_counter()
+    bar.close()
+    steps_done = step + 1 if step + 1 >= args.max_iters else step
+    print(f"trained {steps_done - start_step} steps in {(time.perf_counter() - t_start) / 60:.2f} min")
+
+    # the final model against the best checkpoint, both on the whole validation split
+    final_val = full_val_loss(model, data)
+    if history["val_step"] and history["val_step"][-1] != steps_done:
+        history["val_step"].append(steps_done)
+        history["val_loss"].append(final_val)
+    if args.checkpoint.exists():
+        best_model = GPT(config, seed=args.seed)
+        best_model.load_state_dict(load(args.checkpoint)["model"])
+        best_full = full_val_loss(best_model, data)
+    else:
+        best_full = math.inf
+    if final_val <= best_full:
+        best_val = final_val
+        save_checkpoint(steps_done)
+    else:
+        model, best_val = best_model, best_full
+    if args.plot is not None:
+        plot_history(history, args.plot)
+        print(f"loss curves written to {args.plot}")
+    model.eval()
+    prompt = Tensor(tokenizer.encode("\n")[None, :])
+    sample = model.generate(prompt, args.sample_tokens, temperature=0.8, top_k=40, seed=args.seed)
+    print("-" * 60)
+    print(tokenizer.decode(sample.data[0]))
+    print("-" * 60)
+    print(f"val loss: {best_val:.4f}")
+    return best_val
+
+
+if __name__ == "__main__":
+    main()

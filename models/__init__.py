@@ -1,0 +1,1 @@
+"""Models built only on tinygrad_lite: the MNIST MLP and the character GPT."""

@@ -1,0 +1,180 @@
+"""Optimizers and schedules: hand-computed updates, PyTorch trajectories, state round trips."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tinygrad_lite import Tensor, nn, optim
+from tinygrad_lite.nn import functional as F
+
+
+def _param(values) -> nn.Parameter:
+    return nn.Parameter(np.asarray(values, dtype=np.float32))
+
+
+def _set_grad(p: nn.Parameter, values) -> None:
+    p.grad = Tensor(np.asarray(values, dtype=np.float32))
+
+
+def test_sgd_plain_step_is_p_minus_lr_grad():
+    p = _param([1.0, -2.0])
+    opt = optim.SGD([p], lr=0.5)
+    _set_grad(p, [0.2, 0.4])
+    opt.step()
+    np.testing.assert_allclose(p.data, [0.9, -2.2], rtol=1e-6)
+    assert p.dtype == np.float32
+
+
+def test_sgd_momentum_nesterov_and_weight_decay_by_hand():
+    p = _param([1.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
+    x, buf = 1.0, None
+    for g in (0.5, -0.25, 1.0):
+        _set_grad(p, [g])
+        opt.step()
+        d = g + 0.01 * x
+        buf = d if buf is None else 0.9 * buf + d
+        x -= 0.1 * (d + 0.9 * buf)
+        assert p.data[0] == pytest.approx(x, rel=1e-6)
+
+
+def test_adam_and_adamw_steps_by_hand():
+    for cls, wd in ((optim.Adam, 0.1), (optim.AdamW, 0.1)):
+        p = _param([0.5])
+        opt = cls([p], lr=0.01, betas=(0.8, 0.9), eps=1e-8, weight_decay=wd)
+        x, m, v = 0.5, 0.0, 0.0
+        for t, g in enumerate((0.3, -0.1, 0.2), start=1):
+            _set_grad(p, [g])
+            opt.step()
+            if cls is optim.AdamW:
+                x *= 1 - 0.01 * wd
+            else:
+                g = g + wd * x
+            m = 0.8 * m + 0.2 * g
+            v = 0.9 * v + 0.1 * g * g
+            x -= 0.01 * (m / (1 - 0.8**t)) / (math.sqrt(v / (1 - 0.9**t)) + 1e-8)
+            assert p.data[0] == pytest.approx(x, rel=1e-5), (cls.__name__, t)
+
+
+def test_param_groups_override_defaults_and_skip_missing_grads():
+    a, b = _param([1.0]), _param([1.0])
+    opt = optim.AdamW([{"params": [a], "weight_decay": 0.0}, {"params": [b]}], lr=0.1, weight_decay=0.5)
+    assert opt.param_groups[0]["weight_decay"] == 0.0 and opt.param_groups[1]["weight_decay"] == 0.5
+    _set_grad(a, [0.0])
+    opt.step()  # b has no grad: untouched
+    assert a.data[0] == 1.0 and b.data[0] == 1.0
+    with pytest.raises(ValueError, match="unknown option"):
+        optim.SGD([{"params": [a], "momentun": 0.9}], lr=0.1)
+    with pytest.raises(ValueError, match="more than one group"):
+        optim.SGD([{"params": [a]}, {"params": [a]}], lr=0.1)
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+
+
+def test_zero_grad_and_clip_grad_norm():
+    a, b = _param([0.0, 0.0]), _param([0.0])
+    _set_grad(a, [3.0, 0.0])
+    _set_grad(b, [4.0])
+    total = optim.clip_grad_norm_([a, b], max_norm=1.0)
+    assert total == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([a.grad.data, b.grad.data]), [0.6, 0.0, 0.8], rtol=1e-5)
+    assert optim.clip_grad_norm_([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(b.grad.data, [0.8], rtol=1e-5)  # under the limit: unchanged
+    opt = optim.SGD([a, b], lr=0.1)
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+
+
+def test_schedules():
+    opt = optim.SGD([_param([0.0])], lr=1.0)
+    sched = optim.StepLR(opt, step_size=2, gamma=0.5)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(4):
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25]
+
+    opt = optim.SGD([_param([0.0])], lr=1.0)
+    sched = optim.CosineWarmupLR(opt, warmup_steps=4, total_steps=14, min_lr=0.1)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(15):
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    assert lrs[4] == pytest.approx(1.0) and lrs[9] == pytest.approx(0.55) and lrs[14:] == pytest.approx([0.1, 0.1])
+    assert all(x >= y for x, y in zip(lrs[4:], lrs[5:]))
+
+
+def _tiny_problem(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((16, 5)).astype(np.float32), rng.integers(0, 3, 16)
+
+
+def _run(opt_factory, steps: int, model=None, opt=None, start: int = 0):
+    x, y = _tiny_problem()
+    model = model or nn.Sequential(nn.Linear(5, 8, seed=1), nn.Tanh(), nn.Linear(8, 3, seed=2))
+    opt = opt or opt_factory(model.parameters())
+    for _ in range(start, steps):
+        loss = F.cross_entropy(model(Tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model, opt
+
+
+def test_optimizer_state_dict_round_trip_resumes_the_same_trajectory():
+    factory = lambda ps: optim.Adam(ps, lr=0.01)
+    full, _ = _run(factory, 10)
+    half, opt = _run(factory, 5)
+    state = opt.state_dict()
+    resumed = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    resumed.load_state_dict(half.state_dict())
+    opt2 = optim.Adam(resumed.parameters(), lr=0.5)
+    opt2.load_state_dict(state)
+    assert opt2.param_groups[0]["lr"] == 0.01
+    _run(factory, 10, resumed, opt2, start=5)
+    for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+
+
+def test_load_state_dict_mismatch_is_a_clear_error():
+    opt = optim.Adam([_param([1.0, 2.0])])
+    other = optim.Adam([_param([1.0, 2.0]), _param([1.0])])
+    with pytest.raises(ValueError, match="group 0 has 2 parameters in the state but 1"):
+        opt.load_state_dict(other.state_dict())
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "adamw"])
+def test_trajectory_matches_pytorch(name):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: the cross-check against it is skipped")
+    ours = {
+        "sgd": lambda ps: optim.SGD(ps, lr=0.1, weight_decay=0.01),
+        "momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+        "nesterov": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        "adam": lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
+        "adamw": lambda ps: optim.AdamW(ps, lr=0.01, betas=(0.9, 0.95), weight_decay=0.1),
+    }[name]
+    theirs = {
+        "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.01),
+        "momentum": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+        "nesterov": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        "adam": lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.01),
+        "adamw": lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.9, 0.95), weight_decay=0.1),
+    }[name]
+    model, _ = _run(ours, 20)
+
+    x, y = _tiny_problem()
+    init = nn.Sequential(nn.Linear(5, 8, seed=1), nn.Tanh(), nn.Linear(8, 3, seed=2))
+    tmodel = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    tmodel.load_state_dict({k: torch.tensor(v) for k, v in init.state_dict().items()})
+    topt = theirs(tmodel.parameters())
+    for _ in range(20):
+        loss = torch.nn.functional.cross_entropy(tmodel(torch.tensor(x)), torch.tensor(y))
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+    for k, v in tmodel.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)

@@ -1,0 +1,182 @@
+"""Scaled dot-product attention: one fused op with a hand-derived backward, and the same maths step by step.
+
+    scores = q @ kᵀ / sqrt(hs)                  (B, nh, T, S)
+    scores[~mask] = -inf                          (mask True = may attend, as torch's boolean attn_mask)
+    P = softmax(scores, axis=-1)                  (B, nh, T, S) each row sums to 1
+    out = dropout(P) @ v                          (B, nh, T, hv)
+
+`attention_reference` spells this out with primitive Tensor ops, for reading
+and for testing. `scaled_dot_product_attention` computes the same thing as a
+single `Function`: the (T, S) scores are computed once into one float32 buffer
+and turned into probabilities in place, and the backward reuses that buffer.
+
+Backward (dO = dL/d out, P' = dropout(P), keep = dropout's scale mask):
+    dv = P'ᵀ @ dO
+    dP = (dO @ vᵀ) * keep
+    dscores = P * (dP - D),  D = rowsum(dP * P) = rowsum(dO * out)   (the softmax Jacobian)
+    dq = dscores @ k / sqrt(hs),  dk = dscoresᵀ @ q / sqrt(hs)
+D = rowsum(dO * out) holds with dropout too, and costs (T, hv) instead of (T, S).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Function, Tensor
+
+Seed = int | np.random.Generator | None
+
+
+@lru_cache(maxsize=32)
+def causal_mask(t: int, s: int | None = None) -> np.ndarray:
+    """(t, s) boolean, True on and below the diagonal: query i may attend keys 0..i (read-only, cached per size)."""
+    mask = np.tril(np.ones((t, t if s is None else s), dtype=bool))
+    mask.flags.writeable = False
+    return mask
+
+
+@lru_cache(maxsize=32)
+def _causal_bias(t: int, s: int, dtype: np.dtype) -> np.ndarray:
+    """(t, s) additive mask: 0 where a query may attend, -inf above the diagonal (read-only, cached)."""
+    bias = np.where(causal_mask(t, s), 0.0, -np.inf).astype(dtype)
+    bias.flags.writeable = False
+    return bias
+
+
+def dropout_keep(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -> np.ndarray:
+    """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p). The fused op and the reference share it."""
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    keep = gen.random(shape, dtype=np.float32) >= p
+    return keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
+
+
+class ScaledDotProductAttention(Function):
+    def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, rng=None):
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        t, s = q.shape[-2], k.shape[-2]
+        probs = np.matmul(q, np.swapaxes(k, -1, -2))
+        probs *= scale
+        if is_causal:
+            probs += _causal_bias(t, s, probs.dtype)
+        elif mask is not None:
+            np.copyto(probs, -np.inf, where=~mask)
+        _softmax_rows_(probs)
+        self.q, self.k, self.v, self.probs, self.scale = q, k, v, probs, scale
+        self.keep = None
+        if dropout_p > 0.0:
+            self.keep = dropout_keep(probs.shape, dropout_p, rng, probs.dtype)
+            self.out = np.matmul(probs * self.keep, v)
+        else:
+            self.out = np.matmul(probs, v)
+        return self.out
+
+    def backward(self, g):
+        q, k, v, probs, keep = self.q, self.k, self.v, self.probs, self.keep
+        dv = None
+        if self.needs_input_grad[2]:
+            dropped = probs if keep is None else probs * keep
+            dv = np.matmul(np.swapaxes(dropped, -1, -2), g)
+        if not (self.needs_input_grad[0] or self.needs_input_grad[1]):
+            return None, None, dv
+        dscores = np.matmul(g, np.swapaxes(v, -1, -2))  # dL/dP', (..., T, S)
+        if keep is not None:
+            dscores *= keep
+        dscores -= np.einsum("...i,...i->...", g, self.out)[..., None]
+        dscores *= probs
+        dscores *= self.scale
+        dq = np.matmul(dscores, k) if self.needs_input_grad[0] else None
+        dk = np.matmul(np.swapaxes(dscores, -1, -2), q) if self.needs_input_grad[1] else None
+        return dq, dk, dv
+
+
+def _softmax_rows_(x: np.ndarray) -> None:
+    """Softmax over the last axis, in place; a row that is all -inf becomes all zeros (it attends to nothing)."""
+    peak = x.max(axis=-1, keepdims=True)
+    if not np.isfinite(peak).all():
+        peak[~np.isfinite(peak)] = 0.0
+    x -= peak
+    np.exp(x, out=x)
+    total = x.sum(axis=-1, keepdims=True)
+    total[total == 0] = 1.0
+    x /= total
+
+
+def _check_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Any, is_causal: bool, dropout_p: float) -> np.ndarray | None:
+    """Validate shapes and options; return the mask as a boolean array (or None)."""
+    op = "scaled_dot_product_attention"
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+        if t.ndim < 2 or t.dtype.kind != "f":
+            raise ValueError(f"{op}: {name} must be a floating-point tensor (..., T, head_size), "
+                             f"got shape {t.shape} and dtype {t.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"{op}: q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(f"{op}: q, k, v need the same leading (batch, head) dimensions, "
+                         f"got shapes q {q.shape}, k {k.shape}, v {v.shape}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"{op}: q and k need the same head size, got shapes q {q.shape} and k {k.shape}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"{op}: k and v need the same sequence length, got shapes k {k.shape} and v {v.shape}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
+    if mask is None:
+        return None
+    if is_causal:
+        raise ValueError(f"{op}: give either mask or is_causal=True, not both")
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"{op}: mask must be boolean (True = may attend), got dtype {m.dtype}")
+    scores_shape = q.shape[:-1] + (k.shape[-2],)
+    try:
+        fits = np.broadcast_shapes(m.shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{op}: mask of shape {m.shape} does not broadcast to the attention scores' shape "
+                         f"{scores_shape} (q {q.shape}, k {k.shape})")
+    return m
+
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | np.ndarray | None = None,
+                                 is_causal: bool = False, dropout_p: float = 0.0, rng: Seed = None) -> Tensor:
+    """softmax(q kᵀ / sqrt(hs), masked) @ v as one fused op.
+
+    q: (B, nh, T, hs), k: (B, nh, S, hs), v: (B, nh, S, hv) -> (B, nh, T, hv).
+    mask: boolean, True where query i may attend key j, broadcastable to (B, nh, T, S).
+    is_causal: query i attends keys 0..i only. dropout_p: dropout on the attention
+    weights (pass 0 in eval mode), with `rng` an int seed or a numpy Generator.
+    """
+    m = _check_inputs(q, k, v, mask, is_causal, dropout_p)
+    return ScaledDotProductAttention.apply(q, k, v, mask=m, is_causal=is_causal, dropout_p=dropout_p, rng=rng)
+
+
+def attention_reference(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | np.ndarray | None = None,
+                        is_causal: bool = False, dropout_p: float = 0.0, rng: Seed = None) -> Tensor:
+    """The same attention from primitive ops, one line per step of the formula (slower, for reading)."""
+    m = _check_inputs(q, k, v, mask, is_causal, dropout_p)
+    t, s = q.shape[-2], k.shape[-2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, nh, T, S): how much query i matches key j
+    if is_causal:
+        m = causal_mask(t, s)
+    if m is not None:
+        scores = scores.masked_fill(~m, float("-inf"))  # forbidden pairs get weight exactly 0
+    weights = scores.softmax(axis=-1)  # (B, nh, T, S), each row sums to 1
+    if dropout_p > 0.0:
+        weights = weights * Tensor(dropout_keep(weights.shape, dropout_p, rng, weights.dtype), dtype=weights.dtype)
+    return weights @ v  # (B, nh, T, hv): a weighted average of the values
+
+
+def attention_weights(q: Tensor, k: Tensor, mask: Tensor | np.ndarray | None = None,
+                      is_causal: bool = False) -> np.ndarray:
+    """The attention probabilities softmax(q kᵀ / sqrt(hs)) as an array (B, nh, T, S), e.g. for heatmaps."""
+    probe_v = Tensor(np.zeros(k.shape[:-1] + (1,), dtype=k.dtype), dtype=k.dtype)
+    m = _check_inputs(q, k, probe_v, mask, is_causal, 0.0)
+    fn = ScaledDotProductAttention()
+    fn.forward(q.data, k.data, probe_v.data, mask=m, is_causal=is_causal)
+    return fn.probs
