@@ -83,10 +83,10 @@ def read_text(path: Path | None) -> str:
 
 
 @no_grad()
-def estimate_loss(model: GPT, data: CharDataset, split: str, batch_size: int, iters: int,
-                  rng: np.random.Generator) -> float:
-    """Mean loss over `iters` random batches of `split`, in eval mode."""
+def estimate_loss(model: GPT, data: CharDataset, split: str, batch_size: int, iters: int, seed: int) -> float:
+    """Mean loss over `iters` random batches of `split`, in eval mode (the same batches at every call)."""
     model.eval()
+    rng = np.random.default_rng(seed)
     losses = [model(*data.get_batch(split, batch_size, rng))[1].item() for _ in range(iters)]
     model.train()
     return float(np.mean(losses))
@@ -152,7 +152,6 @@ def main(argv: list[str] | None = None) -> float:
         start_step, best_val, history = int(ckpt["step"]), float(ckpt["best_val"]), ckpt["history"]
         print(f"resumed from {args.checkpoint} at step {start_step} (best val loss {best_val:.4f})")
     print(f"{model.num_parameters() / 1e6:.2f}M parameters; {config}")
-    eval_rng = np.random.default_rng(args.seed + 1)
 
     def save_checkpoint(step: int) -> None:
         save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_dict(),
@@ -190,7 +189,7 @@ def main(argv: list[str] | None = None) -> float:
             history["train_step"].append(step + 1)
             history["train_loss"].append(float(np.mean(running)))
             running = []
-            val = estimate_loss(model, data, "val", args.batch_size, args.eval_iters, eval_rng)
+            val = estimate_loss(model, data, "val", args.batch_size, args.eval_iters, args.seed + 1)
             history["val_step"].append(step + 1)
             history["val_loss"].append(val)
             bar.write(f"step {step + 1}: train {history['train_loss'][-1]:.4f}, val {val:.4f}, "

@@ -128,24 +128,26 @@ def plot(path: str, history: dict[str, list[float]], x_test, y_test, preds) -> N
     except ImportError:
         print("--plot needs matplotlib: pip install 'tinygrad_lite[plot]'", file=sys.stderr)
         return
-    fig = plt.figure(figsize=(12, 7))
+    fig = plt.figure(figsize=(13, 6.5))
+    curves = fig.add_gridspec(2, 1, left=0.06, right=0.42, top=0.93, bottom=0.09, hspace=0.35)
     epochs = np.arange(1, len(history["loss"]) + 1)
-    ax = fig.add_subplot(2, 2, 1)
+    ax = fig.add_subplot(curves[0])
     ax.plot(epochs, history["loss"], marker="o")
     ax.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax = fig.add_subplot(2, 2, 3)
+    ax = fig.add_subplot(curves[1])
     ax.plot(epochs, history["val_acc"], marker="o", label="validation")
     ax.plot(epochs, history["test_acc"], marker="o", label="test")
     ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     ax.legend()
     wrong = np.flatnonzero(preds != y_test)[:24]
-    grid = fig.add_gridspec(4, 12, left=0.52, right=0.98, top=0.92, bottom=0.08)
+    digits = fig.add_gridspec(4, 6, left=0.5, right=0.98, top=0.88, bottom=0.03, hspace=0.45, wspace=0.15)
     for k, i in enumerate(wrong):
-        a = fig.add_subplot(grid[k // 6, 6 + k % 6])
+        a = fig.add_subplot(digits[k // 6, k % 6])
         a.imshow(x_test[i].reshape(28, 28), cmap="gray_r")
-        a.set_title(f"{preds[i]} (true {y_test[i]})", fontsize=8, color="C3")
+        a.set_title(f"predicted {preds[i]}\ntrue {y_test[i]}", fontsize=8, color="C3")
         a.axis("off")
-    fig.suptitle(f"misclassified test digits: {int((preds != y_test).sum())} of {len(y_test)}", x=0.75, fontsize=10)
+    fig.text(0.74, 0.96, f"misclassified test digits: {int((preds != y_test).sum())} of {len(y_test)}",
+             ha="center", fontsize=11)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     print(f"wrote {path}")

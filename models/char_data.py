@@ -98,6 +98,8 @@ class CharDataset:
         """x, y: int64 Tensors (B, block_size), y[b, t] = the character after x[b, t]."""
         if split not in self.splits:
             raise ValueError(f"CharDataset.get_batch: split must be 'train' or 'val', got {split!r}")
+        if batch_size < 1:
+            raise ValueError(f"CharDataset.get_batch: batch_size must be a positive integer, got {batch_size}")
         data = self.splits[split]
         starts = rng.integers(0, len(data) - self.block_size, size=batch_size)
         windows = starts[:, None] + np.arange(self.block_size + 1)  # (B, block_size + 1)

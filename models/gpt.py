@@ -170,7 +170,7 @@ class GPT(nn.Module):
         if self.config.positional == "learned":
             pos = self.wpe(Tensor(np.arange(T)))  # (T, C)
         else:
-            pos = Tensor(self.pe[:T])  # (T, C)
+            pos = Tensor(self.pe[:T], dtype=tok.dtype)  # (T, C)
         x = self.drop(tok + pos)  # (B, T, C)
         for block in self.h:
             x = block(x)  # (B, T, C)
@@ -189,6 +189,8 @@ class GPT(nn.Module):
         """
         if temperature <= 0:
             raise ValueError(f"GPT.generate: temperature must be positive, got {temperature}")
+        if max_new_tokens < 0:
+            raise ValueError(f"GPT.generate: max_new_tokens must be >= 0, got {max_new_tokens}")
         if top_k is not None and top_k < 1:
             raise ValueError(f"GPT.generate: top_k must be a positive integer or None, got {top_k}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

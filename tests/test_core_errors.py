@@ -1,4 +1,4 @@
-"""Bad input gets a clear error (type + a message naming the op and the shapes/values), raised where the mistake is made."""
+"""Bad input gets a clear error (type + message naming the op and the shapes/values), raised where the mistake is."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ CASES = [
     ("expand", lambda: t(2, 3).expand(4, 3), ValueError, ["expand", "(2, 3)", "(4, 3)"]),
     ("expand-fewer-dims", lambda: t(2, 3).expand(3), ValueError, ["expand", "(3,)", "(2, 3)"]),
     ("unsqueeze-range", lambda: t(2).unsqueeze(3), ValueError, ["unsqueeze", "axis 3"]),
-    ("squeeze-not-1", lambda: t(2, 3).squeeze(0), ValueError, ["squeeze", "size 2", "(2, 3)"]),
+    ("squeeze-range", lambda: t(2, 3).squeeze(2), ValueError, ["squeeze", "axis 2"]),
     ("flatten-order", lambda: t(2, 3, 4).flatten(2, 1), ValueError, ["flatten", "start_axis 2", "end_axis 1"]),
     ("cat-mismatch", lambda: Tensor.cat([t(2, 3), t(2, 4)], axis=0), ValueError, ["cat", "(2, 4)", "(2, 3)"]),
     ("cat-rank", lambda: Tensor.cat([t(2, 3), t(3)]), ValueError, ["cat", "(3,)", "(2, 3)"]),

@@ -1,7 +1,14 @@
-"""Every Python snippet in README.md and docs/*.md runs, and prints what the page says it prints.
+"""The documentation cannot go stale: every snippet of README.md and docs/*.md runs, prints what the page
+says it prints, quotes the library's code as it is, and links only to files that exist.
 
-A ```python block runs in one namespace per page, in order. When it is followed directly by a
-```text block, that block is the exact expected standard output.
+Fenced blocks, by their info string:
+- ```python                       runs, in order, in one namespace per page (in a scratch working directory);
+- ```text                         right after a python block: the exact standard output of that block;
+- ```python source=PATH           a quotation of PATH (relative to the repository): not run, but its lines
+                                  must appear in PATH in order, with one common indentation; a line `...`
+                                  stands for any number of skipped lines;
+- anything else (```bash, ```)    shown only.
+Pages that load MNIST get TINYGRAD_LITE_DATA (see conftest.require_data).
 """
 
 from __future__ import annotations
@@ -9,29 +16,92 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, require_data
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-BLOCK = re.compile(r"```(python|text)\n(.*?)```", re.S)
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+MAX_IMAGE_BYTES = 150_000
+
+
+@dataclass
+class Block:
+    info: str  # the fence's info string: "python", "text", "python source=tinygrad_lite/tensor.py", ...
+    body: str
+    start: int
+    end: int
+
+    @property
+    def language(self) -> str:
+        return self.info.split()[0] if self.info.split() else ""
+
+    @property
+    def source(self) -> str | None:
+        """The quoted file of a ```python source=PATH block."""
+        found = re.search(r"\bsource=(\S+)", self.info)
+        return found.group(1) if found else None
+
+
+def blocks(page: Path) -> list[Block]:
+    return [Block(m.group(1).strip(), m.group(2), m.start(), m.end()) for m in FENCE.finditer(page.read_text())]
 
 
 def snippets(page: Path) -> list[tuple[str, str | None]]:
-    """(code, expected output or None) for each python block of `page`."""
-    blocks = [(m.group(1), m.group(2), m.start(), m.end()) for m in BLOCK.finditer(page.read_text())]
+    """(code, expected output or None) for each runnable python block of `page`."""
     text = page.read_text()
+    found = blocks(page)
     out = []
-    for i, (kind, body, _, end) in enumerate(blocks):
-        if kind != "python":
+    for i, b in enumerate(found):
+        if b.info != "python":
             continue
-        expected = None
-        if i + 1 < len(blocks) and blocks[i + 1][0] == "text" and text[end:blocks[i + 1][2]].strip() == "":
-            expected = blocks[i + 1][1]
-        out.append((body, expected))
+        after = found[i + 1] if i + 1 < len(found) else None
+        touching = after is not None and after.info == "text" and text[b.end:after.start].strip() == ""
+        out.append((b.body, after.body if touching else None))
     return out
+
+
+def quotes(page: Path) -> list[Block]:
+    return [b for b in blocks(page) if b.source is not None]
+
+
+def find_quote(quote: str, lines: list[str]) -> bool:
+    """Whether the lines of `quote` occur in `lines` in order, shifted by one indentation (`...` skips lines)."""
+    chunks: list[list[str]] = [[]]
+    for line in textwrap.dedent(quote).rstrip("\n").split("\n"):
+        if line.strip() == "...":
+            chunks.append([])
+        else:
+            chunks[-1].append(line.rstrip())
+    chunks = [c for c in chunks if c]
+    first = chunks[0][0]
+    for i, line in enumerate(lines):
+        indent = line[: len(line) - len(first)] if line.endswith(first) else None
+        if indent is None or indent.strip():
+            continue
+        if _match_chunks(chunks, lines, i, indent):
+            return True
+    return False
+
+
+def _match_chunks(chunks: list[list[str]], lines: list[str], start: int, indent: str) -> bool:
+    def matches_at(chunk: list[str], at: int) -> bool:
+        return at + len(chunk) <= len(lines) and all(
+            lines[at + j].rstrip() == (indent + q if q else "") for j, q in enumerate(chunk))
+
+    if not matches_at(chunks[0], start):
+        return False
+    at = start + len(chunks[0])
+    for chunk in chunks[1:]:
+        at = next((k for k in range(at, len(lines)) if matches_at(chunk, k)), None)
+        if at is None:
+            return False
+        at += len(chunk)
+    return True
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if snippets(p)], ids=lambda p: p.name)
@@ -46,3 +116,34 @@ def test_page_snippets_run(page: Path, tmp_path, monkeypatch) -> None:
             exec(compile(code, f"{page.name}[block {n}]", "exec"), namespace)
         if expected is not None:
             assert buffer.getvalue().strip() == expected.strip(), f"{page.name} block {n} printed something else"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if quotes(p)], ids=lambda p: p.name)
+def test_quoted_code_is_current(page: Path) -> None:
+    for block in quotes(page):
+        path = REPO / block.source
+        assert path.is_file(), f"{page.name} quotes {block.source}, which does not exist"
+        lines = path.read_text().split("\n")
+        assert find_quote(block.body, lines), (f"{page.name} quotes lines that are no longer in {block.source}:\n"
+                                               f"{block.body}")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_links_point_to_files(page: Path) -> None:
+    """Relative links and images lead to files of the repository (anchors are not checked); pictures stay small."""
+    text = FENCE.sub("", page.read_text())
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = (page.parent / target.split("#")[0]).resolve()
+        assert path.exists(), f"{page.name} links to {target}, which does not exist"
+        if path.suffix in (".svg", ".png", ".jpg", ".gif"):
+            assert path.stat().st_size <= MAX_IMAGE_BYTES, f"{page.name}: picture {target} is over 150 kB"
+
+
+def test_quote_matching() -> None:
+    code = ["class A:", "    def f(self):", "        x = 1", "        y = 2", "        return x + y", ""]
+    assert find_quote("def f(self):\n    x = 1\n", code)
+    assert find_quote("def f(self):\n    ...\n    return x + y\n", code)
+    assert not find_quote("def f(self):\n    y = 2\n", code)  # not consecutive
+    assert not find_quote("    x = 1\ndef f(self):\n", code)  # out of order

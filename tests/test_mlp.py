@@ -60,8 +60,13 @@ def test_small_mlp_fast_gradcheck_in_float64(activation):
     assert gradcheck(lambda x, *params: F.cross_entropy(model(x), y), x, *model.parameters(), fast=True)
 
 
-def test_short_real_mnist_run_beats_chance():
-    x, y, xt, yt = tl.datasets.load_mnist(require_data("mnist").parent, download=False)
+@pytest.fixture(scope="module")
+def mnist():
+    return tl.datasets.load_mnist(require_data("mnist").parent, download=False)
+
+
+def test_short_real_mnist_run_beats_chance(mnist):
+    x, y, xt, yt = mnist
     model = MLP([784, 64, 10], seed=0)
     opt = optim.Adam(model.parameters(), lr=2e-3)
     for step in range(300):
@@ -75,16 +80,27 @@ def test_short_real_mnist_run_beats_chance():
     assert accuracy > 0.85  # chance is 0.10
 
 
-def test_training_script_resumes_on_the_same_trajectory(tmp_path, capsys):
-    data = str(require_data("mnist").parent)
+def test_training_script_resumes_on_the_same_trajectory(tmp_path, capsys, monkeypatch, mnist):
     script = _train_script()
-    common = ["--data-dir", data, "--hidden", "16", "--batch-size", "1000", "--seed", "3"]
-    script.main([*common, "--epochs", "2", "--checkpoint", str(tmp_path / "full.npz")])
+    monkeypatch.setattr(tl.datasets, "load_mnist", lambda *args, **kwargs: mnist)  # loaded once per module
+    common = ["--hidden", "16", "--batch-size", "1000", "--seed", "3", "--epochs", "2"]
+    script.main([*common, "--checkpoint", str(tmp_path / "full.npz")])
     assert re.fullmatch(r"test accuracy: \d+\.\d\d%", capsys.readouterr().out.strip().splitlines()[-1])
-    script.main([*common, "--epochs", "1", "--checkpoint", str(tmp_path / "half.npz")])
-    script.main([*common, "--epochs", "2", "--checkpoint", str(tmp_path / "half.npz"), "--resume"])
+
+    train_epoch = script.train_epoch
+
+    def interrupted_in_epoch_2(*args):
+        if args[-1] == 1:
+            raise KeyboardInterrupt
+        return train_epoch(*args)
+
+    monkeypatch.setattr(script, "train_epoch", interrupted_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        script.main([*common, "--checkpoint", str(tmp_path / "resumed.npz")])
+    monkeypatch.setattr(script, "train_epoch", train_epoch)
+    script.main([*common, "--checkpoint", str(tmp_path / "resumed.npz"), "--resume"])
     assert "resumed from" in capsys.readouterr().out
-    full, resumed = tl.load(tmp_path / "full.npz"), tl.load(tmp_path / "half.npz")
+    full, resumed = tl.load(tmp_path / "full.npz"), tl.load(tmp_path / "resumed.npz")
     assert resumed["epoch"] == 2
     for name, value in full["model"].items():
         np.testing.assert_array_equal(resumed["model"][name], value, err_msg=name)

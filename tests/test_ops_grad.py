@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from strategies import arrays, broadcastable_shapes, check_grad, distinct_arrays, shapes
 
 import tinygrad_lite
 from tinygrad_lite import Tensor, gradcheck
 from tinygrad_lite.ops import normalize_axis
-
-from strategies import arrays, broadcastable_shapes, check_grad, distinct_arrays, shapes
 
 COVERED: set[str] = set()
 

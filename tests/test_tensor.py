@@ -7,7 +7,6 @@ import pytest
 
 from tinygrad_lite import Tensor
 
-
 # ---- dtype rules ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("data", [1.5, [1.0, 2.0], [[1.0], [2.0]], np.ones(3), np.ones(3, dtype=np.float64),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from strategies import broadcastable_shapes, shapes
 
 from tinygrad_lite import Tensor
 
@@ -106,6 +109,7 @@ OPS = {
     "view": ([(2, 6)], *same(lambda a: a.view(3, 4).exp()), "any"),
     "flatten": ([(2, 3, 4)], lambda a: a.flatten(1, -1).exp(), lambda a: a.flatten(1, -1).exp(), "any"),
     "unsqueeze-squeeze": ([(2, 1, 3)], *same(lambda a: a.unsqueeze(-1).squeeze(1).exp()), "any"),
+    "squeeze-non-1-axis": ([(2, 1, 3)], *same(lambda a: a.squeeze(0).squeeze(-2).exp()), "any"),
     "permute": ([(2, 3, 4)], *same(lambda a: a.permute(2, 0, 1).exp()), "any"),
     "transpose": ([(2, 3, 4)], *same(lambda a: a.transpose(-1, 0).exp()), "any"),
     "T": ([(3, 4)], *same(lambda a: a.T.exp()), "any"),
@@ -250,3 +254,72 @@ def test_softmax_family_at_extreme_logits():
             ours.backward(upstream)
             theirs.backward(torch.from_numpy(upstream))
             np.testing.assert_allclose(x.grad.data, t.grad.numpy(), rtol=1e-12, atol=1e-300)
+
+
+# ---- hypothesis: random shapes, axes and broadcasting against torch ----------------------------------
+
+REDUCTIONS = {
+    "sum": (lambda x, axis, keep: x.sum(axis=axis, keepdims=keep), lambda t, dim, keep: t.sum(dim=dim, keepdim=keep)),
+    "mean": (lambda x, axis, keep: x.mean(axis=axis, keepdims=keep),
+             lambda t, dim, keep: t.mean(dim=dim, keepdim=keep)),
+    "max": (lambda x, axis, keep: x.max(axis=axis, keepdims=keep), lambda t, dim, keep: t.amax(dim=dim, keepdim=keep)),
+    "min": (lambda x, axis, keep: x.min(axis=axis, keepdims=keep), lambda t, dim, keep: t.amin(dim=dim, keepdim=keep)),
+    "var": (lambda x, axis, keep: x.var(axis=axis, keepdims=keep), lambda t, dim, keep: t.var(dim=dim, keepdim=keep)),
+    "std": (lambda x, axis, keep: x.std(axis=axis, keepdims=keep, correction=0),
+            lambda t, dim, keep: t.std(dim=dim, keepdim=keep, correction=0)),
+    "logsumexp": (lambda x, axis, keep: x.logsumexp(axis=axis, keepdims=keep),
+                  lambda t, dim, keep: torch.logsumexp(t, dim=dim, keepdim=keep)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(REDUCTIONS))
+@settings(max_examples=20, deadline=None)
+@given(shape=shapes(min_dims=1), data=st.data(), keepdims=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_reductions_over_random_axes_match_torch(op, shape, data, keepdims, seed):
+    nd = len(shape)
+    axis = tuple(data.draw(st.lists(st.integers(-nd, nd - 1), min_size=1, max_size=nd, unique_by=lambda a: a % nd)))
+    if op == "var":
+        assume(math.prod(shape[a] for a in axis) > 1)
+    ours, theirs = REDUCTIONS[op]
+    helper_test_op([shape], lambda x: ours(x, axis, keepdims), lambda t: theirs(t, axis, keepdims),
+                   kind="distinct", seed=seed)
+
+
+BROADCAST_BINARY = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+    "pow": lambda a, b: a ** b,
+    "maximum": lambda a, b: a.maximum(b * 1.01), "minimum": lambda a, b: a.minimum(b * 1.01),
+}
+
+
+@pytest.mark.parametrize("op", sorted(BROADCAST_BINARY))
+@settings(max_examples=20, deadline=None)
+@given(pair=broadcastable_shapes(), seed=st.integers(0, 2 ** 16))
+def test_broadcast_binary_ops_match_torch(op, pair, seed):
+    helper_test_op(list(pair), *same(BROADCAST_BINARY[op]), kind="positive", seed=seed)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes(min_dims=1), data=st.data(), seed=st.integers(0, 2 ** 16))
+def test_getitem_matches_torch(shape, data, seed):
+    # torch has no negative slice steps, so this key strategy uses positive ones
+    parts = []
+    count = data.draw(st.integers(0, len(shape)))
+    ellipsis_first = data.draw(st.booleans())  # then the key indexes the trailing axes
+    for n in (shape[len(shape) - count:] if ellipsis_first else shape[:count]):
+        if data.draw(st.booleans()):
+            parts.append(None)  # a new axis consumes none of the tensor's
+        parts.append(data.draw(st.one_of(
+            st.integers(-n, n - 1),
+            st.builds(slice, st.one_of(st.none(), st.integers(-n, n)), st.one_of(st.none(), st.integers(-n, n)),
+                      st.sampled_from([None, 1, 2])))))
+    key = (Ellipsis, *parts) if ellipsis_first else (*parts, Ellipsis)
+    rows = data.draw(st.lists(st.integers(-shape[0], shape[0] - 1), min_size=1, max_size=5))
+
+    def ours(x):
+        return Tensor.cat([x[key].reshape(-1), x[np.array(rows)].reshape(-1)]).exp()
+
+    def theirs(t):
+        return torch.cat([t[key].reshape(-1), t[torch.tensor(rows)].reshape(-1)]).exp()
+
+    helper_test_op([shape], ours, theirs, seed=seed)

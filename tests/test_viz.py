@@ -181,6 +181,21 @@ def test_depth_collapses_modules_into_nodes_with_shapes():
     assert node_id(whole, "TwoLayer\n(2, 4) → (2, 3)\n67 params")
 
 
+def test_constants_inside_a_collapsed_module_are_part_of_it():
+    class Double(Module):
+        def forward(self, x):
+            return x * 2.0  # the 2.0 becomes a leaf tensor made inside the module
+
+    model = Double()
+    x = Tensor([1.0, 2.0], requires_grad=True, name="x")
+    with viz.record():  # without a model the outermost module called names the paths
+        out = model(x)
+    assert "{() float32}" in viz.draw_graph(out).source
+    collapsed = viz.draw_graph(out, depth=0)
+    assert "{() float32}" not in collapsed.source
+    assert set(nodes(collapsed).values()) == {"{x | (2,) float32}", "Double\n(2,) → (2,)", "{(2,) float32}"}
+
+
 def test_module_called_twice_gives_two_calls():
     class Twice(Module):
         def __init__(self):
@@ -344,6 +359,9 @@ def test_trace_text_and_markdown_are_aligned_tables():
     md = table.to_markdown().splitlines()
     assert md[0] == "| module | op | inputs | output | params |" and len(md) == len(table) + 2
     assert "| layers.0 | Affine | (2, 4) | (2, 8) | 40 |" in md
+    top = table[:2]
+    assert isinstance(top, viz.Trace)
+    assert [line.split() for line in str(top).splitlines()] == [line.split() for line in lines[:3]]
     modules_only = viz.trace(TwoLayer(), Tensor(np.ones((2, 4))), ops=False, depth=0)
     assert [(r.path, r.op) for r in modules_only] == [("", "TwoLayer")]
 

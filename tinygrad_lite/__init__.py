@@ -7,6 +7,7 @@
 """
 
 from . import datasets, nn, ops, optim  # noqa: F401  (importing ops attaches every op to Tensor)
+from .anomaly import AnomalyError, detect_anomaly  # noqa: F401  (or TINYGRAD_LITE_DETECT_ANOMALY=1)
 from .functional import grad, jacobian, value_and_grad
 from .gradcheck import GradcheckError, check_model, gradcheck, gradcheck_report
 from .io import load, save

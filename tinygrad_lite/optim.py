@@ -12,6 +12,7 @@ scratch buffer per parameter so that a step allocates no large temporaries.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,11 +23,23 @@ from .tensor import Tensor
 ParamsArg = Iterable[Tensor] | Iterable[dict[str, Any]]
 
 
+def _check_numbers(owner: str, **values: Any) -> None:
+    """Hyperparameters are finite real numbers (a string or None from a config file is a TypeError here)."""
+    for name, value in values.items():
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{owner}: {name} must be finite, got {value}")
+
+
 class Optimizer:
     """Base class: parameter groups, per-parameter state, zero_grad and state_dict."""
 
     def __init__(self, params: ParamsArg, defaults: dict[str, Any]):
         self.defaults = defaults
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or parameter groups, "
+                            f"got {type(params).__name__} (pass model.parameters())")
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -137,6 +150,7 @@ class SGD(Optimizer):
 
     def __init__(self, params: ParamsArg, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False, dampening: float = 0.0):
+        _check_numbers("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay, dampening=dampening)
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got {lr}, {momentum}, {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -167,6 +181,7 @@ class Adam(Optimizer):
 
     def __init__(self, params: ParamsArg, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
+        _check_numbers(type(self).__name__, lr=lr, eps=eps, weight_decay=weight_decay)
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"{type(self).__name__}: invalid lr={lr}, betas={betas}, eps={eps} "
                              f"or weight_decay={weight_decay}")
@@ -212,6 +227,9 @@ class AdamW(Adam):
 
 def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float) -> float:
     """Scale all gradients in place so that their joint L2 norm is at most `max_norm`; returns the norm before."""
+    _check_numbers("clip_grad_norm_", max_norm=max_norm)
+    if max_norm <= 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
     params = [params] if isinstance(params, Tensor) else list(params)
     grads = [p.grad.data for p in params if p.grad is not None]
     total = math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads))
@@ -260,6 +278,8 @@ class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (step // step_size)."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
+        if not isinstance(step_size, int | np.integer) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
 

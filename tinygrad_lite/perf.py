@@ -5,13 +5,23 @@ operating system, so the next temporary of that size is a fresh mmap whose
 pages fault in one by one. A training step allocates and frees the same large
 buffers every time, and those page faults cost about a quarter of a small
 GPT's step. `keep_freed_memory()` tells glibc to keep such blocks for reuse.
+
+numpy's elementwise ops run on one core, and OpenBLAS wakes a second thread for
+every matrix product above a small size, which costs more than it saves for the
+many (T, hs) @ (hs, T) products of attention, badly so when the cores are shared.
+`split_across_cores` runs two halves of a batch in two Python threads (numpy
+releases the GIL) with single-threaded BLAS in each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import functools
 import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -39,3 +49,69 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     mmap_ok = mallopt(_M_MMAP_THRESHOLD, min(threshold_bytes, 32 << 20)) == 1
     trim_ok = mallopt(_M_TRIM_THRESHOLD, threshold_bytes) == 1
     return mmap_ok and trim_ok
+
+
+@functools.cache
+def _openblas_set_threads_local() -> Callable[[int], int] | None:
+    """OpenBLAS's thread-local `openblas_set_num_threads_local` from the library numpy loaded, or None."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.split()[-1].lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            fn = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        return fn
+    return None
+
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Run the block's matrix products on `n` BLAS threads (in this Python thread only; a no-op without OpenBLAS).
+
+    Many small matrix products (attention's per-head (T, hs) @ (hs, T)) gain nothing
+    from a second thread and lose a lot waiting for it when the cores are busy.
+    """
+    set_local = _openblas_set_threads_local()
+    if set_local is None:
+        yield
+        return
+    previous = set_local(n)
+    try:
+        yield
+    finally:
+        set_local(previous)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def split_across_cores(work: Callable[[slice], None], n: int, min_items: int = 2) -> None:
+    """Call `work(slice)` on two halves of range(n) at once, each with single-threaded BLAS.
+
+    numpy releases the GIL inside ufuncs and matrix products, so two Python threads
+    keep two cores busy on independent halves of a batch, without OpenBLAS waking a
+    helper thread for every small matrix. Below `min_items` it runs in one call.
+    """
+    global _pool
+    if n < min_items:
+        with blas_threads(1):
+            work(slice(0, n))
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinygrad_lite")
+    half = n // 2
+
+    def in_single_threaded_blas(part: slice) -> None:
+        with blas_threads(1):
+            work(part)
+
+    other = _pool.submit(in_single_threaded_blas, slice(half, n))
+    try:
+        in_single_threaded_blas(slice(0, half))
+    finally:
+        other.result()

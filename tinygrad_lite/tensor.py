@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,17 +69,21 @@ def is_grad_enabled() -> bool:
 
 # Hooks that observe every op (graph drawing, anomaly detection, shape traces).
 # Empty by default so that recording costs nothing when nobody looks.
-_op_hooks: list[Callable[["Function", "Tensor"], None]] = []
+_op_hooks: list[Callable[[Function, Tensor], None]] = []
 
 
 @contextlib.contextmanager
-def op_hook(fn: Callable[["Function", "Tensor"], None]) -> Iterator[None]:
+def op_hook(fn: Callable[[Function, Tensor], None]) -> Iterator[None]:
     """Call `fn(function, output)` after every op run inside the block."""
     _op_hooks.append(fn)
     try:
         yield
     finally:
         _op_hooks.remove(fn)
+
+
+# Hooks that see every backward step: `fn(function, grad_output, grad_inputs)` (anomaly detection).
+_backward_hooks: list[Callable[[Function, np.ndarray, tuple], None]] = []
 
 
 class Function:
@@ -203,8 +208,10 @@ class Tensor:
         return Tensor(np.ones(_shape_arg("ones", shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
-    def full(shape: int | Sequence[int], value: float, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-        return Tensor(np.full(_shape_arg("full", (shape,)), value, dtype=dtype), requires_grad=requires_grad, dtype=dtype)
+    def full(shape: int | Sequence[int], value: float, dtype: Any = DEFAULT_FLOAT,
+             requires_grad: bool = False) -> Tensor:
+        data = np.full(_shape_arg("full", (shape,)), value, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def randn(*shape: int | Sequence[int], seed: int | np.random.Generator | None = None,
@@ -407,6 +414,9 @@ def _backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         if ctx is None:
             continue
         in_grads = ctx.backward(grad)
+        if _backward_hooks:
+            for hook in list(_backward_hooks):
+                hook(ctx, grad, in_grads)
         for parent, g in zip(ctx.parents, in_grads):
             if g is None or not parent.requires_grad:
                 continue

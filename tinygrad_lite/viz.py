@@ -360,14 +360,16 @@ def draw_graph(roots: Tensor | Sequence[Tensor], *, names: Mapping[str, Tensor] 
 
     dot = graphviz.Digraph("graph", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.25",
                                                 "ranksep": "0.35"},
-                           node_attr={"fontname": "Helvetica", "fontsize": "11", "height": "0.3"},
+                           # Op nodes are the most numerous: they take the defaults.
+                           node_attr={"fontname": "Helvetica", "fontsize": "11", "height": "0.3", "shape": "ellipse",
+                                      "style": "filled", "fillcolor": COLOURS["op"]},
                            edge_attr={"fontname": "Helvetica", "fontsize": "9", "color": "#555555"})
     _add_clusters(dot, drawing.nodes)
     for (src, dst), labels in drawing.edges.items():
         for label in _edge_labels(labels, compact):
-            dot.edge(src, dst, label=label) if label else dot.edge(src, dst)
+            dot.edge(src, dst, label=label or None)
     if legend:
-        _add_legend(dot, drawing.nodes)
+        _add_legend(dot, drawing.roles)
     return dot
 
 
@@ -397,6 +399,7 @@ class _Drawing:
                 self.consumers.setdefault(id(p), []).append(t)
         self.ids: dict[tuple[str, int], str] = {}
         self.nodes: dict[ModuleCall | None, list[Node]] = {}  # by the cluster they sit in
+        self.roles: set[str] = set()  # the colours used, for the legend
         self.edges: dict[tuple[str, str], list[str]] = {}  # one label per tensor flowing along
 
     # ---- what is drawn, and where ------------------------------------------------------------------------------
@@ -459,13 +462,15 @@ class _Drawing:
         if show_grad and t.grad is not None:
             fields.append(f"grad {summary_text(t.grad.data)}")
         label = "{" + " | ".join(_record_text(f) for f in fields) + "}"
+        self.roles.add(role)
         return self.node(("t", id(t)), cluster, label=label, shape="record", style="rounded,filled",
                          fillcolor=COLOURS[role])
 
     def module_node(self, call: ModuleCall) -> str:
         shapes = f"{', '.join(map(shape_text, call.input_shapes))} → {', '.join(map(shape_text, call.output_shapes))}"
         label = [call.title, shapes] + ([f"{call.num_parameters:,} params"] if call.num_parameters else [])
-        return self.node(("m", id(call)), call.parent, label="\n".join(label), shape="box3d", style="filled",
+        self.roles.add("module")
+        return self.node(("m", id(call)), call.parent, label="\n".join(label), shape="box3d",
                          fillcolor=COLOURS["module"])
 
     def draw(self, show_data: bool, show_grad: bool, compact: bool) -> None:
@@ -487,8 +492,8 @@ class _Drawing:
                         cluster = _outermost_taking(owner, outside).parent
                         self.edge(self.tensor_node(outside, cluster, show_data, show_grad), node, "")
             else:
-                node = self.node(("op", id(t._ctx)), self.calls.get(id(t)), label=op_label(t._ctx),
-                                 shape="ellipse", style="filled", fillcolor=COLOURS["op"])
+                self.roles.add("op")
+                node = self.node(("op", id(t._ctx)), self.calls.get(id(t)), label=op_label(t._ctx))
                 if t._ctx.parents:
                     first_input.setdefault(node, t._ctx.parents[0].shape)
             for p in t._ctx.parents:
@@ -548,13 +553,12 @@ def _add_clusters(dot: graphviz.Digraph, nodes: Mapping[ModuleCall | None, list[
         (dot if call.parent is None else graphs[call.parent]).subgraph(graphs[call])
 
 
-def _add_legend(dot: graphviz.Digraph, nodes: Mapping[ModuleCall | None, list[Node]]) -> None:
+def _add_legend(dot: graphviz.Digraph, roles: set[str]) -> None:
     """A small table of the colours that appear in the drawing."""
-    used = {attrs.get("fillcolor") for members in nodes.values() for _, attrs in members}
     rows = "".join(f'<tr><td bgcolor="{colour}">{role}</td></tr>' for role, colour in COLOURS.items()
-                   if colour in used)
+                   if role in roles)
     dot.node("legend", label=f'<<table border="0" cellborder="1" cellspacing="0" cellpadding="3">{rows}</table>>',
-             shape="plaintext", fontsize="9")
+             shape="plaintext", style="solid", fontsize="9")
 
 
 # ---- shape trace ----------------------------------------------------------------------------------------------
@@ -590,8 +594,9 @@ class Trace:
     def __iter__(self) -> Iterator[TraceRow]:
         return iter(self.rows)
 
-    def __getitem__(self, i: int) -> TraceRow:
-        return self.rows[i]
+    def __getitem__(self, i: int | slice) -> TraceRow | Trace:
+        """A row, or a slice of the table as a table (`print(table[:10])`)."""
+        return Trace(self.rows[i], self.dims) if isinstance(i, slice) else self.rows[i]
 
     def find(self, path: str, op: str | None = None) -> list[TraceRow]:
         """Rows of module `path` (its own call when `op` is None, else its ops whose label starts with `op`)."""

@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from ..perf import split_across_cores
 from ..tensor import Function, Tensor
 
 Seed = int | np.random.Generator | None
+_PARALLEL_MIN_SIZE = 1 << 15  # elements of q below which a second thread costs more than it saves
 
 
 @lru_cache(maxsize=32)
@@ -55,42 +57,70 @@ def dropout_keep(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -
 
 
 class ScaledDotProductAttention(Function):
+    """The fused op. Both passes run on two halves of the batch at once (see `perf.split_across_cores`)."""
+
     def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, rng=None):
         scale = 1.0 / math.sqrt(q.shape[-1])
         t, s = q.shape[-2], k.shape[-2]
-        probs = np.matmul(q, np.swapaxes(k, -1, -2))
-        probs *= scale
-        if is_causal:
-            probs += _causal_bias(t, s, probs.dtype)
-        elif mask is not None:
-            np.copyto(probs, -np.inf, where=~mask)
-        _softmax_rows_(probs)
-        self.q, self.k, self.v, self.probs, self.scale = q, k, v, probs, scale
-        self.keep = None
-        if dropout_p > 0.0:
-            self.keep = dropout_keep(probs.shape, dropout_p, rng, probs.dtype)
-            self.out = np.matmul(probs * self.keep, v)
+        probs = np.empty(q.shape[:-1] + (s,), dtype=q.dtype)  # (..., T, S): scores, then probabilities in place
+        out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+        keep = dropout_keep(probs.shape, dropout_p, rng, probs.dtype) if dropout_p > 0.0 else None
+        bias = _causal_bias(t, s, probs.dtype) if is_causal else None
+        inverse_mask = None if mask is None else ~mask
+        if inverse_mask is not None and inverse_mask.ndim == probs.ndim and inverse_mask.shape[0] != 1:
+            mask_rows = lambda part: inverse_mask[part]  # noqa: E731
         else:
-            self.out = np.matmul(probs, v)
-        return self.out
+            mask_rows = lambda part: inverse_mask  # noqa: E731
+
+        def work(part: slice) -> None:
+            p = probs[part]
+            np.matmul(q[part], np.swapaxes(k[part], -1, -2), out=p)
+            p *= scale
+            if bias is not None:
+                p += bias
+            elif inverse_mask is not None:
+                np.copyto(p, -np.inf, where=mask_rows(part))
+            _softmax_rows_(p)
+            np.matmul(p if keep is None else p * keep[part], v[part], out=out[part])
+
+        _run_over_batch(work, q)
+        self.q, self.k, self.v, self.probs, self.keep, self.out, self.scale = q, k, v, probs, keep, out, scale
+        return out
 
     def backward(self, g):
-        q, k, v, probs, keep = self.q, self.k, self.v, self.probs, self.keep
-        dv = None
-        if self.needs_input_grad[2]:
-            dropped = probs if keep is None else probs * keep
-            dv = np.matmul(np.swapaxes(dropped, -1, -2), g)
-        if not (self.needs_input_grad[0] or self.needs_input_grad[1]):
-            return None, None, dv
-        dscores = np.matmul(g, np.swapaxes(v, -1, -2))  # dL/dP', (..., T, S)
-        if keep is not None:
-            dscores *= keep
-        dscores -= np.einsum("...i,...i->...", g, self.out)[..., None]
-        dscores *= probs
-        dscores *= self.scale
-        dq = np.matmul(dscores, k) if self.needs_input_grad[0] else None
-        dk = np.matmul(np.swapaxes(dscores, -1, -2), q) if self.needs_input_grad[1] else None
+        q, k, v, probs, keep, out, scale = self.q, self.k, self.v, self.probs, self.keep, self.out, self.scale
+        need_q, need_k, need_v = self.needs_input_grad
+        dq = np.empty_like(q) if need_q else None
+        dk = np.empty_like(k) if need_k else None
+        dv = np.empty_like(v) if need_v else None
+
+        def work(part: slice) -> None:
+            p, gp = probs[part], g[part]
+            if need_v:
+                dropped = p if keep is None else p * keep[part]
+                np.matmul(np.swapaxes(dropped, -1, -2), gp, out=dv[part])
+            if need_q or need_k:
+                dscores = np.matmul(gp, np.swapaxes(v[part], -1, -2))  # dL/d(dropped probs), (..., T, S)
+                if keep is not None:
+                    dscores *= keep[part]
+                dscores -= np.einsum("...i,...i->...", gp, out[part])[..., None]
+                dscores *= p
+                dscores *= scale
+                if need_q:
+                    np.matmul(dscores, k[part], out=dq[part])
+                if need_k:
+                    np.matmul(np.swapaxes(dscores, -1, -2), q[part], out=dk[part])
+
+        _run_over_batch(work, q)
         return dq, dk, dv
+
+
+def _run_over_batch(work, q: np.ndarray) -> None:
+    """`work(slice)` over the leading axis of q, on two cores when it is large enough to pay."""
+    if q.ndim > 2 and q.size >= _PARALLEL_MIN_SIZE:
+        split_across_cores(work, q.shape[0])
+    else:
+        work(slice(None))
 
 
 def _softmax_rows_(x: np.ndarray) -> None:

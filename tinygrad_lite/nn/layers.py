@@ -18,6 +18,15 @@ from .module import Module, Parameter
 Seed = int | np.random.Generator | None
 
 
+def _check_sizes(layer: str, **sizes: Any) -> None:
+    """Layer sizes are integers >= 0 (0 gives an empty layer, as in PyTorch)."""
+    for name, value in sizes.items():
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            raise TypeError(f"{layer}: {name} must be an integer, got {type(value).__name__} {value!r}")
+        if value < 0:
+            raise ValueError(f"{layer}: {name} must be >= 0, got {value}")
+
+
 class Linear(Module):
     """y = x Wᵀ + b: x (..., in_features) -> (..., out_features).
 
@@ -27,6 +36,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, seed: Seed = None):
         super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
@@ -34,6 +44,8 @@ class Linear(Module):
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(np.float32)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Linear: expected a Tensor input, got {type(x).__name__} (wrap arrays in Tensor(...))")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): expected input with last dimension "
                              f"{self.in_features}, got input of shape {x.shape} (width {x.shape[-1] if x.ndim else 0})")
@@ -50,6 +62,7 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, seed: Seed = None):
         super().__init__()
+        _check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         rng = np.random.default_rng(seed)
         self.weight = Parameter(rng.standard_normal((num_embeddings, embedding_dim), dtype=np.float32))
@@ -67,6 +80,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, bias: bool = True):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        _check_sizes("LayerNorm", **{f"normalized_shape[{i}]": d for i, d in enumerate(shape)})
         self.normalized_shape, self.eps = shape, eps
         self.weight = Parameter(np.ones(shape, dtype=np.float32))
         self.bias = Parameter(np.zeros(shape, dtype=np.float32)) if bias else None

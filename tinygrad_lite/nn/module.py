@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class _ModuleStack:
     after each forward; `output` is None when the forward raised.
     """
 
-    active: list["Module"] = []
+    active: list[Module] = []
     recording = 0  # > 0 while somebody listens; otherwise __call__ skips the bookkeeping
     listeners: list[Any] = []
 
@@ -132,7 +133,8 @@ class Module:
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
-            raise KeyError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}")
+            raise KeyError(f"load_state_dict for {type(self).__name__}: "
+                           f"missing keys {missing}, unexpected keys {unexpected}")
         for name, p in own.items():
             value = np.asarray(state[name].data if isinstance(state[name], Tensor) else state[name])
             if value.shape != p.shape:

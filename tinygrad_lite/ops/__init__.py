@@ -6,7 +6,8 @@ adding one Function and one `@tensor_method` function in one of these files.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,15 +66,11 @@ def unsqueeze(self: Tensor, axis: int) -> Tensor:
 
 @tensor_method
 def squeeze(self: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
-    """Drop size-1 axes (all of them, or those in `axis`, which must have size 1)."""
-    if axis is None:
-        axes = tuple(i for i, n in enumerate(self.shape) if n == 1)
-    else:
-        axes = normalize_axis("squeeze", axis, self.ndim)
-        bad = [a for a in axes if self.shape[a] != 1]
-        if bad:
-            raise ValueError(f"squeeze: axis {bad[0]} has size {self.shape[bad[0]]}, not 1 (shape {self.shape})")
-    return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
+    """Drop size-1 axes: all of them, or those listed in `axis` (a listed axis of another size
+    stays, as in PyTorch)."""
+    axes = range(self.ndim) if axis is None else normalize_axis("squeeze", axis, self.ndim)
+    drop = {a for a in axes if self.shape[a] == 1}
+    return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in drop))
 
 
 class Permute(Function):

@@ -63,6 +63,18 @@ class Var(Function):
             return (g.reshape(self.kept) * self.centred * (2 / self.denominator if self.denominator else np.inf),)
 
 
+class Std(Var):
+    def forward(self, x, axis=(), keepdims=False, correction=1):
+        self.std = np.sqrt(super().forward(x, axis, keepdims, correction))
+        return self.std
+
+    def backward(self, g):
+        # d std = d var / (2 std), taken as 0 where std == 0 (as PyTorch): a constant input has no slope to follow
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g_var = np.where(self.std == 0, 0, g / (2 * self.std))
+        return super().backward(g_var.astype(g.dtype, copy=False))
+
+
 def _reduction(name: str, fn: type[Function], doc: str):
     def method(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         axes = normalize_axis(name, axis, self.ndim)
@@ -97,8 +109,9 @@ def var(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool 
 @tensor_method
 def std(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
         correction: int = 1) -> Tensor:
-    """Standard deviation: sqrt of `var` with the same arguments."""
-    return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+    """Standard deviation: sqrt of `var` with the same arguments (gradient 0 where it is 0, as in PyTorch)."""
+    axes = normalize_axis("std", axis, self.ndim)
+    return Std.apply(self, axis=axes, keepdims=keepdims, correction=correction)
 
 
 def _argreduce(name: str, fn):
