@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 
@@ -156,13 +157,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3, help="timed epochs per implementation (the median is reported)")
     p.add_argument("--steps", type=int, default=50_000 // BATCH, help="steps per epoch (default: a full epoch)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="PyTorch's thread count (numpy's BLAS follows OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)")
     args = p.parse_args()
     x, y = make_data(args.steps * BATCH)
     impls = {"numpy (hand-written)": epoch_numpy, "tinygrad_lite": epoch_tinygrad_lite}
     try:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.threads)
         impls["pytorch"] = epoch_torch
     except ImportError:
         print("PyTorch not installed: comparing with hand-written numpy only")
@@ -174,8 +177,9 @@ def main() -> None:
             t0 = time.perf_counter()
             fn(x, y, args.steps)
             times[name].append(time.perf_counter() - t0)
+    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
     print(f"one epoch: {args.steps} steps of batch {BATCH}, MLP {SIZES}, dropout {DROPOUT}, Adam, float32; "
-          f"median of {args.runs} runs")
+          f"median of {args.runs} runs; torch threads {args.threads}, numpy BLAS threads {blas}")
     base = statistics.median(times["numpy (hand-written)"])
     for name, ts in times.items():
         med = statistics.median(ts)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -46,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--n-layer", type=int, default=4, help="transformer blocks (default %(default)s)")
     g.add_argument("--n-head", type=int, default=4, help="attention heads per block (default %(default)s)")
     g.add_argument("--n-embd", type=int, default=128, help="embedding width C (default %(default)s)")
-    g.add_argument("--block-size", type=int, default=128, help="context length in characters (default %(default)s)")
+    g.add_argument("--block-size", type=int, default=64, help="context length in characters (default %(default)s)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default %(default)s)")
     g.add_argument("--no-bias", dest="bias", action="store_false", help="no biases in Linear and LayerNorm layers")
     g.add_argument("--positional", choices=("learned", "sinusoidal"), default="learned",
@@ -54,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=int, default=32, help="sequences per step (default %(default)s)")
     g.add_argument("--max-iters", type=int, default=5000, help="training steps (default %(default)s)")
-    g.add_argument("--max-minutes", type=float, default=19.0,
+    g.add_argument("--max-minutes", type=float, default=20.0,
                    help="stop after this much training time; 0 = no limit (default %(default)s)")
     g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
     g.add_argument("--min-lr", type=float, default=1e-4,
@@ -159,76 +158,69 @@ def main(argv: list[str] | None = None) -> float:
               "rng": {"batches": batch_rng.bit_generator.state, "model": model.rng.bit_generator.state}},
              args.checkpoint)
 
+    def evaluate(step: int, running: list[float]) -> None:
+        """Record the losses at `step`; checkpoint if validation improved."""
+        nonlocal best_val
+        if running:
+            history["train_step"].append(step)
+            history["train_loss"].append(float(np.mean(running)))
+        val = estimate_loss(model, data, "val", args.batch_size, args.eval_iters, args.seed + 1)
+        history["val_step"].append(step)
+        history["val_loss"].append(val)
+        tqdm.write(f"step {step}: train {np.mean(running) if running else float('nan'):.4f}, val {val:.4f}, "
+                   f"{(time.perf_counter() - t_start) / 60:.1f} min")
+        if val < best_val:
+            best_val = val
+            save_checkpoint(step)
+
     budget = args.max_minutes * 60 if args.max_minutes > 0 else math.inf
     tokens_per_step = args.batch_size * config.block_size
-    running, t_start, t_last = [], time.perf_counter(), time.perf_counter()
-    bar = tqdm(range(start_step, args.max_iters), initial=start_step, total=args.max_iters, disable=args.no_progress,
-               dynamic_ncols=True, file=sys.stderr)
-    step = start_step
-    for step in bar:
-        elapsed = time.perf_counter() - t_start
-        if elapsed > budget:
-            break
-        # the cosine runs over whichever budget, steps or minutes, runs out first
-        progress_step = max(step, int(args.max_iters * elapsed / budget) if budget < math.inf else 0)
-        lr = cosine_with_warmup(progress_step, args.lr, args.warmup_iters, args.max_iters, args.min_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = data.get_batch("train", args.batch_size, batch_rng)
-        _, loss = model(x, y)
-        optimizer.zero_grad()
-        loss.backward()
-        if args.grad_clip > 0:
-            clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
-        running.append(loss.item())
-        now = time.perf_counter()
-        bar.set_postfix(loss=f"{running[-1]:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_step / (now - t_last):.0f}")
-        t_last = now
-        if (step + 1) % args.eval_interval == 0 or step + 1 == args.max_iters:
-            history["train_step"].append(step + 1)
-            history["train_loss"].append(float(np.mean(running)))
-            running = []
-            val = estimate_loss(model, data, "val", args.batch_size, args.eval_iters, args.seed + 1)
-            history["val_step"].append(step + 1)
-            history["val_loss"].append(val)
-            bar.write(f"step {step + 1}: train {history['train_loss'][-1]:.4f}, val {val:.4f}, "
-                      f"{(time.perf_counter() - t_start) / 60:.1f} min")
-            if val < best_val:
-                best_val = val
-                save_checkpoint(step + 1)
-            t_last = time.perf_counter()
-    bar.close()
-    steps_done = step + 1 if step + 1 >= args.max_iters else step
-    print(f"trained {steps_done - start_step} steps in {(time.perf_counter() - t_start) / 60:.2f} min")
-
-    # the final model against the best checkpoint, both on the whole validation split
-    final_val = full_val_loss(model, data)
-    if history["val_step"] and history["val_step"][-1] != steps_done:
-        history["val_step"].append(steps_done)
-        history["val_loss"].append(final_val)
-    if args.checkpoint.exists():
-        best_model = GPT(config, seed=args.seed)
-        best_model.load_state_dict(load(args.checkpoint)["model"])
-        best_full = full_val_loss(best_model, data)
-    else:
-        best_full = math.inf
-    if final_val <= best_full:
-        best_val = final_val
-        save_checkpoint(steps_done)
-    else:
-        model, best_val = best_model, best_full
+    running: list[float] = []
+    step, t_start = start_step, time.perf_counter()
+    with tqdm(total=args.max_iters, initial=start_step, disable=args.no_progress, dynamic_ncols=True) as bar:
+        while step < args.max_iters:
+            t_step = time.perf_counter()
+            elapsed = t_step - t_start
+            if elapsed > budget:
+                break
+            # the cosine runs over whichever budget, steps or minutes, runs out first
+            progress = max(step, int(args.max_iters * elapsed / budget) if budget < math.inf else 0)
+            lr = cosine_with_warmup(progress, args.lr, args.warmup_iters, args.max_iters, args.min_lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = data.get_batch("train", args.batch_size, batch_rng)
+            _, loss = model(x, y)
+            optimizer.zero_grad()
+            loss.backward()
+            if args.grad_clip > 0:
+                clip_grad_norm_(model.parameters(), args.grad_clip)
+            optimizer.step()
+            step += 1
+            running.append(loss.item())
+            bar.update()
+            bar.set_postfix(loss=f"{running[-1]:.4f}", lr=f"{lr:.2e}",
+                            tok_s=f"{tokens_per_step / (time.perf_counter() - t_step):.0f}")
+            if step % args.eval_interval == 0:
+                evaluate(step, running)
+                running = []
+    if not history["val_step"] or history["val_step"][-1] != step:
+        evaluate(step, running)  # the last steps since the previous evaluation
+    print(f"trained {step - start_step} steps in {(time.perf_counter() - t_start) / 60:.2f} min")
     if args.plot is not None:
         plot_history(history, args.plot)
         print(f"loss curves written to {args.plot}")
-    model.eval()
+
+    best = GPT(config, seed=args.seed)
+    best.load_state_dict(load(args.checkpoint)["model"])
+    best.eval()
     prompt = Tensor(tokenizer.encode("\n")[None, :])
-    sample = model.generate(prompt, args.sample_tokens, temperature=0.8, top_k=40, seed=args.seed)
+    sample = best.generate(prompt, args.sample_tokens, temperature=0.8, top_k=40, seed=args.seed)
     print("-" * 60)
     print(tokenizer.decode(sample.data[0]))
     print("-" * 60)
-    print(f"val loss: {best_val:.4f}")
-    return best_val
+    val = full_val_loss(best, data)  # the best checkpoint on the whole validation split
+    print(f"val loss: {val:.4f}")
+    return val
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ class GPTConfig:
     def from_dict(cls, state: dict[str, Any]) -> GPTConfig:
         """Inverse of `to_dict` (values loaded from a checkpoint may be numpy scalars)."""
         types = {"dropout": float, "bias": bool, "positional": str}
+        unknown = sorted(set(state) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"GPTConfig.from_dict: unknown keys {unknown} (a checkpoint from another model?); "
+                             f"expected keys among {sorted(cls.__dataclass_fields__)}")
         return cls(**{k: types.get(k, int)(np.asarray(v).item()) for k, v in state.items()})
 
 

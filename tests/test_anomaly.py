@@ -74,6 +74,15 @@ def test_zero_over_zero_in_backward_names_the_module_and_the_forward_line():
     assert x.grad is None
 
 
+def test_a_backward_outside_forward_recording_says_the_place_is_unknown():
+    x = Tensor([0.0], requires_grad=True)
+    y = (x.sqrt() * 0.0).sum()  # forward before the mode was on
+    with pytest.raises(tl.AnomalyError) as info, tl.detect_anomaly():
+        y.backward()
+    assert (info.value.op, info.value.phase, info.value.source) == ("sqrt", "backward", [])
+    assert "created at: unknown" in str(info.value)
+
+
 def test_exploding_learning_rate_in_a_real_mlp():
     rng = np.random.default_rng(0)
     x, y = Tensor(rng.standard_normal((32, 8)).astype(np.float32)), Tensor(rng.integers(0, 4, 32))

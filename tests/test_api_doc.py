@@ -15,6 +15,7 @@ section that exports it; the other sections that export it point there. The Func
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import inspect
 import pkgutil
@@ -93,9 +94,9 @@ def module_names() -> list[str]:
 def exported(module: ModuleType) -> list[str]:
     """`__all__`, then the functions and classes the module defines or re-exports (not sub-modules)."""
     names = [n for n in getattr(module, "__all__", []) if not inspect.ismodule(getattr(module, n))]
-    again = _reexported(module)
-    names += [n for n, obj in vars(module).items() if not n.startswith("_") and n not in names and _ours(obj)
-              and (obj.__module__ == module.__name__ or n in again)]
+    public = [n for n, obj in vars(module).items() if not n.startswith("_") and n not in names and _ours(obj)]
+    names += [n for n in public if getattr(module, n).__module__ == module.__name__]  # in the order of the file
+    names += sorted(n for n in _reexported(module) if n in public and n not in names)
     return names
 
 
@@ -297,7 +298,9 @@ def resolve(section: str, dotted: str) -> Any:
 
 
 def test_api_page_is_current() -> None:
-    assert API_PAGE.read_text() == render(), "docs/api.md is stale: run `python tests/test_api_doc.py`"
+    page, generated = API_PAGE.read_text(), render()
+    diff = "".join(difflib.unified_diff(page.splitlines(True), generated.splitlines(True), "docs/api.md", "code"))
+    assert page == generated, f"docs/api.md is stale: run `python tests/test_api_doc.py`\n{diff[:3000]}"
 
 
 def test_every_public_name_is_on_the_page() -> None:

@@ -45,6 +45,7 @@ CASES = [
     ("logsumexp-axis", lambda: t(2).logsumexp(axis=1), ValueError, ["logsumexp", "axis 1"]),
     ("argmax-axis", lambda: t(2).argmax(axis=3), ValueError, ["argmax", "axis 3"]),
     ("max-empty", lambda: t(0, 3).max(axis=0), ValueError, ["max", "empty", "(0, 3)"]),
+    ("argmax-empty", lambda: t(3, 0).argmax(axis=1), ValueError, ["argmax", "empty", "(3, 0)"]),
     ("permute-repeated", lambda: t(2, 3).permute(0, 0), ValueError, ["permute", "repeated", "(0, 0)"]),
     ("permute-count", lambda: t(2, 3).permute(0, 1, 2), ValueError, ["permute", "3 axes", "2 dimensions"]),
     ("permute-range", lambda: t(2, 3).permute(0, 5), ValueError, ["permute", "axis 5"]),

@@ -8,7 +8,8 @@ Fenced blocks, by their info string:
                                   must appear in PATH in order, with one common indentation; a line `...`
                                   stands for any number of skipped lines;
 - anything else (```bash, ```)    shown only.
-Pages that load MNIST get TINYGRAD_LITE_DATA (see conftest.require_data).
+Pages that load MNIST get TINYGRAD_LITE_DATA (see conftest.require_data). The pictures in docs/img/ are
+drawn by the pages' own snippets: `python tests/test_docs.py` runs them in docs/img/ to redraw them.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def test_page_snippets_run(page: Path, tmp_path, monkeypatch) -> None:
             exec(compile(code, f"{page.name}[block {n}]", "exec"), namespace)
         if expected is not None:
             assert buffer.getvalue().strip() == expected.strip(), f"{page.name} block {n} printed something else"
+    for written in tmp_path.iterdir():  # a picture a page draws is the one it shows
+        assert f"img/{written.name}" in page.read_text(), f"{page.name} writes {written.name} but does not show it"
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if quotes(p)], ids=lambda p: p.name)
@@ -130,15 +133,25 @@ def test_quoted_code_is_current(page: Path) -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_links_point_to_files(page: Path) -> None:
-    """Relative links and images lead to files of the repository (anchors are not checked); pictures stay small."""
+    """Relative links and images lead to files of the repository, and links into docs/ to headings that exist
+    (README's anchors are left alone: its sections come and go); pictures stay small."""
     text = FENCE.sub("", page.read_text())
     for target in LINK.findall(text):
-        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+        if re.match(r"[a-z]+:", target):
             continue
-        path = (page.parent / target.split("#")[0]).resolve()
+        file_part, _, anchor = target.partition("#")
+        path = (page.parent / file_part).resolve() if file_part else page
         assert path.exists(), f"{page.name} links to {target}, which does not exist"
+        if anchor and path.parent == REPO / "docs" and path.suffix == ".md":
+            assert anchor in anchors(path), f"{page.name} links to {target}, but {path.name} has no such heading"
         if path.suffix in (".svg", ".png", ".jpg", ".gif"):
             assert path.stat().st_size <= MAX_IMAGE_BYTES, f"{page.name}: picture {target} is over 150 kB"
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's ids for the headings of a page: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", FENCE.sub("", page.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
 
 
 def test_quote_matching() -> None:
@@ -147,3 +160,28 @@ def test_quote_matching() -> None:
     assert find_quote("def f(self):\n    ...\n    return x + y\n", code)
     assert not find_quote("def f(self):\n    y = 2\n", code)  # not consecutive
     assert not find_quote("    x = 1\ndef f(self):\n", code)  # out of order
+
+
+def redraw_pictures() -> None:
+    """Run every page's snippets in docs/img/, so that the pictures they write replace the shown ones."""
+    import os
+
+    from conftest import data_dir
+
+    if data_dir() is not None:
+        os.environ.setdefault("TINYGRAD_LITE_DATA", str(data_dir()))
+    images = REPO / "docs" / "img"
+    before = {p.name: p.stat().st_mtime for p in images.iterdir()}
+    os.chdir(images)
+    for page in PAGES:
+        namespace: dict = {"__name__": f"docs_{page.stem}"}
+        with contextlib.redirect_stdout(io.StringIO()):
+            for code, _ in snippets(page):
+                exec(compile(code, page.name, "exec"), namespace)
+    for p in sorted(images.iterdir()):
+        if before.get(p.name) != p.stat().st_mtime:
+            print(f"wrote docs/img/{p.name} ({p.stat().st_size / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    redraw_pictures()

@@ -225,3 +225,11 @@ def test_where_and_masked_fill_agree(pair, data):
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=math.prod(sm), max_size=math.prod(sm))),
                     dtype=bool).reshape(sm)
     np.testing.assert_array_equal(x.masked_fill(mask, -7.0).data, Tensor.where(mask, -7.0, x).data)
+
+
+def test_softmax_family_over_an_empty_axis():
+    x = Tensor(np.zeros((3, 0)), requires_grad=True)
+    assert x.softmax(-1).shape == (3, 0) and x.log_softmax(-1).shape == (3, 0)
+    np.testing.assert_array_equal(x.logsumexp(axis=-1).data, [-np.inf] * 3)  # log of an empty sum, as torch
+    x.softmax(-1).sum().backward()
+    assert x.grad.shape == (3, 0)

@@ -38,7 +38,8 @@ _USER_FRAMES = 3  # source lines shown: where the op was called, and its two cal
 
 
 class AnomalyError(FloatingPointError):
-    """A NaN or Inf appeared; `op`, `phase` ("forward"/"backward"), `module_path` and `source` say where."""
+    """A NaN or Inf appeared. `op` (e.g. `log`), `phase` ("forward" or "backward"), `module_path`
+    (e.g. `layers.1 (Linear) in MLP`, None outside modules) and `source` (the user's lines) say where."""
 
     def __init__(self, message: str, op: str, phase: str, module_path: str | None, source: list[str]):
         super().__init__(message)
@@ -90,8 +91,8 @@ def _bad_values(a: np.ndarray) -> tuple[int, int]:
     return nan, a.size - nan - int(np.isfinite(a).sum())
 
 
-def _holds_inf(values: object) -> bool:
-    return isinstance(values, float | np.floating) and bool(np.isinf(values))
+def _holds_inf(value: object) -> bool:
+    return isinstance(value, float | np.floating) and bool(np.isinf(value))
 
 
 def _describe(nan: int, inf: int, size: int) -> str:
@@ -103,7 +104,7 @@ def _input_notes(fn: Function, origin: _Origin) -> list[str]:
     """Inputs that already held NaN/Inf, named as parameters when the model has them."""
     names = {id(p): n for n, p in origin.modules[0].named_parameters()} if origin.modules else {}
     notes = []
-    for i, t in enumerate(getattr(fn, "parents", ()) or ()):
+    for i, t in enumerate(getattr(fn, "parents", ())):
         nan, inf = _bad_values(t.data)
         if nan or inf:
             what = f"parameter {names[id(t)]!r}" if id(t) in names else ("a leaf tensor" if t._ctx is None
@@ -114,15 +115,18 @@ def _input_notes(fn: Function, origin: _Origin) -> list[str]:
     return notes
 
 
-def _raise(fn: Function, phase: str, what: str, input_shapes: list, output_shape: tuple, origin: _Origin,
+def _raise(fn: Function, phase: str, what: str, input_shapes: list, output_shape: tuple, origin: _Origin | None,
            notes: list[str]) -> None:
-    module = origin.module_text()
-    source = origin.source_lines()
+    module = origin.module_text() if origin else None
+    source = origin.source_lines() if origin else []
     lines = [f"{phase} of {fn.name} produced {what}",
              f"  input shapes {[tuple(s) for s in input_shapes]}, output shape {tuple(output_shape)}",
              f"  module: {module}" if module else "  module: (none: called outside any Module)"]
     lines += [f"  note: {n}" for n in notes]
-    lines += ["  created at (innermost first):"] + [f"    {s}" for s in source]
+    if origin is None:
+        lines.append("  created at: unknown (the forward ran outside detect_anomaly, so its place was not recorded)")
+    else:
+        lines += ["  created at (innermost first):"] + [f"    {s}" for s in source]
     raise AnomalyError("\n".join(lines), fn.name, phase, module, source)
 
 
@@ -147,7 +151,7 @@ def _check_backward(fn: Function, grad_output: np.ndarray, grad_inputs: tuple) -
             continue
         nan, inf = _bad_values(g)
         if nan or inf:
-            origin = _origins.get(fn) or _Origin((), [])
+            origin = _origins.get(fn)
             notes = [f"the gradient for input {i} (shape {g.shape}) is the bad one"]
             if any(_bad_values(grad_output)):
                 notes.append("the incoming gradient was already non-finite")

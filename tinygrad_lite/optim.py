@@ -61,6 +61,9 @@ class Optimizer:
         for p in params:
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{name}: can only optimize tensors that require grad, got {type(p).__name__}")
+            if p._ctx is not None:
+                raise ValueError(f"{name}: can't optimize a non-leaf tensor (the output of {p._ctx.name}); "
+                                 f"pass the parameters it was computed from")
             if id(p) in seen:
                 raise ValueError(f"{name}: a parameter appears in more than one group")
             seen.add(id(p))

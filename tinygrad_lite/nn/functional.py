@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Function, Tensor
+from .attention import scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
 
 # ---- linear ---------------------------------------------------------------------------------
 
@@ -311,4 +312,3 @@ def one_hot(targets: Any, num_classes: int = -1) -> Tensor:
     out = np.zeros(t.shape + (num_classes,), dtype=np.int64)
     np.put_along_axis(out, t[..., None].astype(np.intp), 1, axis=-1)
     return Tensor(out)
-from .attention import scaled_dot_product_attention  # noqa: E402,F401

@@ -116,10 +116,11 @@ def std(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool 
 
 def _argreduce(name: str, fn):
     def method(self: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        if axis is None or self.ndim == 0:
-            return Tensor(np.asarray(fn(self.data)))
-        (a,) = normalize_axis(name, axis, self.ndim)
-        return Tensor(fn(self.data, axis=a, keepdims=keepdims))
+        a = None if axis is None or self.ndim == 0 else normalize_axis(name, axis, self.ndim)[0]
+        empty = self.size == 0 if a is None else self.shape[a] == 0
+        if empty:
+            raise ValueError(f"{name}: cannot take the {name[3:]} of an empty axis (shape {self.shape}, axis {axis})")
+        return Tensor(np.asarray(fn(self.data, axis=a, keepdims=keepdims and a is not None)))
 
     method.__name__ = name
     method.__doc__ = f"Index of the {name[3:]} along `axis` (flat index when axis is None); no gradient."
@@ -135,7 +136,8 @@ _argreduce("argmin", np.argmin)
 
 class Softmax(Function):
     def forward(self, x, axis=-1):
-        out = np.asarray(x - x.max(axis=axis, keepdims=True))  # an array even for 0-d x
+        # initial=-inf: an empty axis gives an empty result, not an error; asarray: an array even for 0-d x
+        out = np.asarray(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
         np.exp(out, out=out)
         out /= out.sum(axis=axis, keepdims=True)
         self.out, self.axis = out, axis
@@ -153,8 +155,9 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     def forward(self, x, axis=-1):
-        shifted = x - x.max(axis=axis, keepdims=True)
-        shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted = np.asarray(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
+        with np.errstate(divide="ignore"):  # log(0): an empty axis, or a row of -inf (NaN, as in PyTorch)
+            shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         self.out, self.axis = shifted, axis
         return shifted
 
@@ -164,12 +167,13 @@ class LogSoftmax(Function):
 
 class LogSumExp(Function):
     def forward(self, x, axis=(), keepdims=False):
-        m = x.max(axis=axis, keepdims=True)
+        m = x.max(axis=axis, keepdims=True, initial=-np.inf)  # an empty axis: logsumexp = -inf
         m = np.where(np.isfinite(m), m, 0)
         e = np.exp(x - m)
         s = e.sum(axis=axis, keepdims=True)
         self.softmax, self.kept = e / s, s.shape
-        out = np.log(s) + m
+        with np.errstate(divide="ignore"):  # log(0) = -inf: an empty axis, or every entry -inf
+            out = np.log(s) + m
         return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axis])
 
     def backward(self, g):
