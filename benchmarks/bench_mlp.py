@@ -172,11 +172,12 @@ def main() -> None:
     for fn in impls.values():  # warm-up: imports, BLAS threads, allocator
         fn(x, y, min(args.steps, 10))
     times: dict[str, list[float]] = {name: [] for name in impls}
-    for _ in range(args.runs):
+    for run in range(args.runs):
         for name, fn in impls.items():
             t0 = time.perf_counter()
             fn(x, y, args.steps)
             times[name].append(time.perf_counter() - t0)
+        print(f"run {run + 1}: " + ", ".join(f"{name} {ts[-1]:.2f} s" for name, ts in times.items()), flush=True)
     blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
     print(f"one epoch: {args.steps} steps of batch {BATCH}, MLP {SIZES}, dropout {DROPOUT}, Adam, float32; "
           f"median of {args.runs} runs; torch threads {args.threads}, numpy BLAS threads {blas}")

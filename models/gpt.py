@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from models.attention_variants import VariantAttention, check_variant
 from tinygrad_lite import Tensor, nn, no_grad
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.optim import AdamW
@@ -31,6 +32,8 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True  # biases in the Linear layers and LayerNorms
     positional: str = "learned"  # "learned" (a trained table) or "sinusoidal" (fixed, Vaswani et al.)
+    score: str = "dot"  # how attention scores come from q and k: a name in attention_variants.SCORES
+    mask: str = "causal"  # which keys each query may attend: a name in attention_variants.MASKS
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -44,6 +47,7 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout!r}")
         if self.positional not in ("learned", "sinusoidal"):
             raise ValueError(f"GPTConfig: positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
+        check_variant(self.score, self.mask, "GPTConfig")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,7 +55,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> GPTConfig:
         """Inverse of `to_dict` (values loaded from a checkpoint may be numpy scalars)."""
-        types = {"dropout": float, "bias": bool, "positional": str}
+        types = {"dropout": float, "bias": bool, "positional": str, "score": str, "mask": str}
         unknown = sorted(set(state) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"GPTConfig.from_dict: unknown keys {unknown} (a checkpoint from another model?); "
@@ -71,7 +75,8 @@ def sinusoidal_encoding(n_positions: int, d_model: int) -> np.ndarray:
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head masked self-attention: each position mixes the values of itself and earlier positions."""
+    """Multi-head masked self-attention: each position mixes the values of itself and earlier positions
+    (by default; `GPTConfig.score` and `.mask` pick another variant from models/attention_variants.py)."""
 
     def __init__(self, config: GPTConfig, rng: np.random.Generator):
         super().__init__()
@@ -80,10 +85,15 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # mixes the heads' outputs
         self.resid_dropout = nn.Dropout(config.dropout, seed=rng)
         self.rng = rng  # for dropout on the attention weights
+        self.variant = None  # the default (dot, causal) runs as one fused op; other variants from the registry
+        if (config.score, config.mask) != ("dot", "causal"):
+            self.variant = VariantAttention(config.score, config.mask, config.n_head, config.n_embd // config.n_head)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """The attention itself. q, k, v: (B, nh, T, hs) -> (B, nh, T, hs)."""
         p = self.dropout if self.training else 0.0
+        if self.variant is not None:
+            return self.variant(q, k, v, dropout_p=p, rng=self.rng)
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, rng=self.rng)
 
     def forward(self, x: Tensor) -> Tensor:

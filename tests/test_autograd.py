@@ -232,3 +232,21 @@ def test_broadcast_gradients_reduce_to_the_operand_shape():
     assert a.grad.shape == (3, 1) and b.grad.shape == (4,)
     np.testing.assert_array_equal(a.grad.data, np.full((3, 1), 4.0))
     np.testing.assert_array_equal(b.grad.data, np.full(4, 3.0))
+
+
+def test_stored_gradients_never_share_memory():
+    """Gradients are handed over without copies where safe; no two .grad arrays (nor the caller's seed) may alias."""
+    x, y, z = leaf(np.ones((2, 3))), leaf(np.ones((2, 3))), leaf(np.ones(6))
+    h = (x + y).retain_grad()  # add passes one array to both inputs
+    s = (h + z.reshape(2, 3)).retain_grad()  # and reshape hands on a view of it
+    joined = Tensor.cat([s, x], axis=0)  # cat's backward gives views of one array
+    seed = np.arange(12.0).reshape(4, 3)
+    joined.backward(seed)
+    grads = [t.grad.data for t in (x, y, z, h, s)]
+    for i, a in enumerate(grads):
+        assert not np.shares_memory(a, seed)
+        for b in grads[i + 1:]:
+            assert not np.shares_memory(a, b)
+    x.grad.data *= 0  # an in-place change (as an optimizer may make) touches only x's gradient
+    np.testing.assert_array_equal(y.grad.data, seed[:2])
+    np.testing.assert_array_equal(z.grad.data, seed[:2].reshape(6))

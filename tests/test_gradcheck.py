@@ -90,8 +90,6 @@ def test_float32_is_refused():
         gradcheck(lambda t: t.exp(), Tensor([1.0], requires_grad=True))
 
 
-@pytest.mark.xfail(strict=True, reason="gradcheck.py bug (reported): NaN entries compare as 'close', so a "
-                                       "non-finite Jacobian passes; remove this mark when fixed")
 def test_a_nan_gradient_fails():
     x = Tensor([-1.0, 4.0], dtype=np.float64, requires_grad=True)
     with pytest.raises(GradcheckError):

@@ -262,8 +262,11 @@ def _directional_derivative(fn: Callable[..., Tensor], inputs: Sequence[Tensor],
 def _compare(name: str, shape: tuple[int, ...], mode: Literal["full", "fast"], analytic: np.ndarray,
              numeric: np.ndarray, out_shape: tuple[int, ...], atol: float, rtol: float) -> InputCheck:
     """One InputCheck from (n_out, n_in) analytic and numeric matrices."""
-    diff = np.abs(analytic - numeric)
-    excess = diff - (atol + rtol * np.abs(numeric))
+    # a NaN or infinite entry on either side is a failure, never "close"
+    finite = np.isfinite(analytic) & np.isfinite(numeric)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(finite, np.abs(analytic - numeric), np.inf)
+        excess = np.where(finite, diff - (atol + rtol * np.abs(numeric)), np.inf)
     if diff.size == 0:
         return InputCheck(name, shape, mode, 0.0, 0.0, None, None, 0.0, 0.0, 0, 0)
     rel = relative_error(analytic, numeric, floor=atol)

@@ -365,7 +365,8 @@ class Tensor:
                 )
             seed = np.ones(self.shape, dtype=self.dtype)
         else:
-            seed = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
+            # a copy: the walk may hand the seed on as a leaf's .grad, which must not alias the caller's array
+            seed = np.array(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
             if seed.shape != self.shape:
                 raise ValueError(f"backward: gradient has shape {seed.shape} but the tensor has shape {self.shape}")
         _backward(self, seed, retain_graph)
@@ -404,13 +405,14 @@ def _backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     # Arrays we allocated ourselves may be added to in place; others may alias
     # another tensor's gradient (add passes its grad through to both inputs).
     owned: set[int] = set()
+    stored: set[int] = set()  # arrays this walk made some tensor's .grad
     for node in _topological_order(root):
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
         ctx = node._ctx
         if ctx is None or node._retain_grad:
-            _store_grad(node, grad)
+            _store_grad(node, grad, stored)
         if ctx is None:
             continue
         in_grads = ctx.backward(grad)
@@ -436,11 +438,18 @@ def _backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             ctx.release()
 
 
-def _store_grad(t: Tensor, grad: np.ndarray) -> None:
+def _store_grad(t: Tensor, grad: np.ndarray, stored: set[int]) -> None:
+    """Accumulate into t.grad. The walk's gradients are fresh arrays, so one is kept without a copy
+    unless it is read-only (a broadcast) or its memory already went to another tensor's .grad."""
     if grad.dtype != t.dtype:
         grad = grad.astype(t.dtype)
+    else:
+        owner = grad if grad.base is None else grad.base
+        if not grad.flags.writeable or not isinstance(owner, np.ndarray) or id(owner) in stored:
+            grad = grad.copy()
     if t.grad is None:
-        t.grad = Tensor._make(np.array(grad, copy=True), False, None)
+        stored.add(id(grad if grad.base is None else grad.base))
+        t.grad = Tensor._make(grad, False, None)
     else:
         t.grad.data = np.asarray(t.grad.data + grad)
 

@@ -294,7 +294,7 @@ class Maximum(Function):
     def backward(self, g):
         a, b = self.a, self.b
         # ties share the gradient equally, as torch.maximum does
-        wa = (a > b) + 0.5 * (a == b)
+        wa = ((a > b) + 0.5 * (a == b)).astype(g.dtype, copy=False)  # bool + 0.5 * bool is float64
         return (unbroadcast(g * wa, a.shape) if self.needs_input_grad[0] else None,
                 unbroadcast(g * (1 - wa), b.shape) if self.needs_input_grad[1] else None)
 
