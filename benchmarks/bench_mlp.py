@@ -5,7 +5,8 @@ dropout 0.2, cross-entropy, Adam, mini-batches of 128, float32, 50,000 images
 (390 steps). The data are seeded random pixels and labels of MNIST's shapes: the
 time of an epoch does not depend on the values. PyTorch runs with 2 threads.
 Each implementation runs `--runs` times, interleaved; the medians and the ratios
-to hand-written numpy are printed.
+to hand-written numpy are printed. glibc is told to keep freed blocks for reuse
+(`tinygrad_lite.perf.keep_freed_memory`), which helps all three alike.
 
     python benchmarks/bench_mlp.py --runs 5
 """
@@ -23,6 +24,7 @@ import numpy as np
 import tinygrad_lite.nn.functional as F
 from models.mlp import MLP
 from tinygrad_lite import Tensor, optim
+from tinygrad_lite.perf import keep_freed_memory
 
 SIZES = [784, 512, 512, 10]
 DROPOUT, BATCH, LR = 0.2, 128, 1e-3
@@ -160,6 +162,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2,
                    help="PyTorch's thread count (numpy's BLAS follows OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)")
     args = p.parse_args()
+    keep_freed_memory()  # one process-wide malloc setting, shared by all three implementations
     x, y = make_data(args.steps * BATCH)
     impls = {"numpy (hand-written)": epoch_numpy, "tinygrad_lite": epoch_tinygrad_lite}
     try:

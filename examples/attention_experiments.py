@@ -1,7 +1,7 @@
 """Attention experiments: train the char GPT once per attention score and mask, and compare them honestly.
 
-    python examples/attention_experiments.py                 # the full sweep (~20 min on 2 cores), out/attention/
-    python examples/attention_experiments.py --quick         # a ~2-minute smoke run
+    python examples/attention_experiments.py          # the full sweep into out/attention/ (~20 min on 2 cores)
+    python examples/attention_experiments.py --quick  # a ~2-minute smoke run
     python examples/attention_experiments.py --variants dot/causal,l2/causal --steps 100
 
 Every variant (each score with the causal mask, each mask with the dot score;
@@ -58,13 +58,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--quick", action="store_true", help="a ~2-minute smoke run: few steps, small evaluations")
+    a("--replot", action="store_true", help="only redraw val_curves.png from --out's results.json")
     a("--data-dir", type=Path, default=None,
       help="folder holding tinyshakespeare/input.txt (default: $TINYGRAD_LITE_DATA, ../shared/data, the cache)")
     a("--out", type=Path, default=Path("out/attention"), help="output folder (default %(default)s)")
     a("--variants", default=None,
       help="comma-separated score/mask pairs, e.g. dot/causal,l2/causal (default: the whole sweep)")
     a("--seed", type=int, default=1337, help="one seed for every variant's weights and batches (default %(default)s)")
-    a("--steps", type=int, default=400, help="training steps per variant (default %(default)s)")
+    a("--steps", type=int, default=800, help="training steps per variant (default %(default)s)")
     a("--batch-size", type=int, default=32, help="sequences per step (default %(default)s)")
     a("--block-size", type=int, default=64, help="context length (default %(default)s)")
     a("--n-layer", type=int, default=2, help="transformer blocks (default %(default)s)")
@@ -243,24 +244,34 @@ def markdown(results: list[Result], args: argparse.Namespace, vocab_size: int, t
 
 
 def plot(results: list[Result], path: Path) -> None:
+    """Left: the honest variants' validation curves, zoomed; middle: all of them, the leaked ones dashed;
+    right: each model's final loss with its training mask beside its loss at generation time."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (zoom, curves, bars) = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [3, 3, 2]})
     for r in results:
         leaked = r.mask in LEAKY_MASKS
-        curves.plot(r.steps, r.val_curve, "--" if leaked else "-", marker="o", markersize=3,
-                    label=r.name + (" (leaked)" if leaked else ""))
-    curves.set_xlabel("step")
-    curves.set_ylabel("validation loss with the training mask (nats / char)")
-    curves.set_title("validation curves (dashed: the mask shows the answer)")
-    curves.grid(alpha=0.3)
-    curves.legend(fontsize=8)
+        style = dict(marker="o", markersize=3, label=r.name + (" (leaked)" if leaked else ""))
+        curves.plot(r.steps, r.val_curve, "--" if leaked else "-", **style)
+        if leaked:
+            zoom.plot([], [])  # left out, but every variant keeps one colour across both panels
+        else:
+            zoom.plot(r.steps, r.val_curve, "-", **style)
+    zoom.set_title("validation loss, honest masks only (zoomed)")
+    curves.set_title("validation loss with the training mask (dashed: leaked)")
+    for ax in (zoom, curves):
+        ax.set_xlabel("step")
+        ax.set_ylabel("nats / char")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     names = [r.name for r in results]
     ypos = np.arange(len(results))
-    bars.barh(ypos - 0.2, [r.val_loss for r in results], height=0.4, label="training mask")
-    bars.barh(ypos + 0.2, [r.generation_loss for r in results], height=0.4, label="at generation (honest)")
+    for offset, values, label in ((-0.2, [r.val_loss for r in results], "training mask"),
+                                  (0.2, [r.generation_loss for r in results], "at generation (honest)")):
+        drawn = bars.barh(ypos + offset, values, height=0.4, label=label)
+        bars.bar_label(drawn, fmt="%.2f", fontsize=7, padding=2)
     bars.set_yticks(ypos, names, fontsize=8)
     bars.invert_yaxis()
     bars.set_xlabel("final validation loss (nats / char)")
@@ -274,6 +285,11 @@ def plot(results: list[Result], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> list[Result]:
     args = parse_args(argv)
+    if args.replot:
+        results = [Result(**r) for r in json.loads((args.out / "results.json").read_text(encoding="utf-8"))]
+        plot(results, args.out / "val_curves.png")
+        print(f"redrew {args.out / 'val_curves.png'}")
+        return results
     variants = parse_variants(args.variants)
     keep_freed_memory()
     data = CharDataset(read_shakespeare(args.data_dir), args.block_size)

@@ -80,6 +80,17 @@ def test_short_real_mnist_run_beats_chance(mnist):
     assert accuracy > 0.85  # chance is 0.10
 
 
+def test_training_script_classic_recipe_runs(tmp_path, capsys, monkeypatch, mnist):
+    script = _train_script()
+    monkeypatch.setattr(tl.datasets, "load_mnist", lambda *args, **kwargs: mnist)
+    accuracy = script.main(["--classic", "--epochs", "1", "--batch-size", "100", "--checkpoint",
+                            str(tmp_path / "classic.npz")])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("model: [784, 30, 10] sigmoid") and "quadratic cost" in lines[0]
+    assert lines[-1] == f"test accuracy: {accuracy:.2f}%" and accuracy > 50  # one short epoch; chance is 10%
+    assert tl.load(tmp_path / "classic.npz")["config"]["classic"] is True
+
+
 def test_training_script_resumes_on_the_same_trajectory(tmp_path, capsys, monkeypatch, mnist):
     script = _train_script()
     monkeypatch.setattr(tl.datasets, "load_mnist", lambda *args, **kwargs: mnist)  # loaded once per module

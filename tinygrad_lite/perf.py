@@ -15,12 +15,11 @@ releases the GIL) with single-threaded BLAS in each.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 _M_TRIM_THRESHOLD = -1
@@ -69,49 +68,30 @@ def _openblas_set_threads_local() -> Callable[[int], int] | None:
     return None
 
 
-@contextlib.contextmanager
-def blas_threads(n: int) -> Iterator[None]:
-    """Run the block's matrix products on `n` BLAS threads (in this Python thread only; a no-op without OpenBLAS).
-
-    Many small matrix products (attention's per-head (T, hs) @ (hs, T)) gain nothing
-    from a second thread and lose a lot waiting for it when the cores are busy.
-    """
+def _single_threaded_blas() -> None:
+    """Thread initializer: this thread's matrix products use one BLAS thread (OpenBLAS's setting is per thread)."""
     set_local = _openblas_set_threads_local()
-    if set_local is None:
-        yield
-        return
-    previous = set_local(n)
-    try:
-        yield
-    finally:
-        set_local(previous)
+    if set_local is not None:
+        set_local(1)
 
 
 _pool: ThreadPoolExecutor | None = None
 
 
 def split_across_cores(work: Callable[[slice], None], n: int, min_items: int = 2) -> None:
-    """Call `work(slice)` on two halves of range(n) at once, each with single-threaded BLAS.
+    """Call `work(slice)` on two halves of range(n) at once, in two threads with single-threaded BLAS.
 
     numpy releases the GIL inside ufuncs and matrix products, so two Python threads
     keep two cores busy on independent halves of a batch, without OpenBLAS waking a
-    helper thread for every small matrix. Below `min_items` it runs in one call.
+    helper thread for every small matrix. Below `min_items` one thread does it all.
     """
     global _pool
-    if n < min_items:
-        with blas_threads(1):
-            work(slice(0, n))
-        return
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinygrad_lite")
-    half = n // 2
-
-    def in_single_threaded_blas(part: slice) -> None:
-        with blas_threads(1):
-            work(part)
-
-    other = _pool.submit(in_single_threaded_blas, slice(half, n))
-    try:
-        in_single_threaded_blas(slice(0, half))
-    finally:
-        other.result()
+        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tinygrad_lite",
+                                   initializer=_single_threaded_blas)
+    half = n // 2 if n >= min_items else n
+    parts = [_pool.submit(work, slice(0, half))]
+    if half < n:
+        parts.append(_pool.submit(work, slice(half, n)))
+    for part in parts:
+        part.result()
