@@ -27,7 +27,7 @@ from conftest import REPO, require_data
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
-MAX_IMAGE_BYTES = 150_000
+MAX_IMAGE_BYTES = 200_000  # a plot, not a screenshot: the repository stays quick to clone
 
 
 @dataclass
@@ -145,7 +145,7 @@ def test_links_point_to_files(page: Path) -> None:
         if anchor and path.parent == REPO / "docs" and path.suffix == ".md":
             assert anchor in anchors(path), f"{page.name} links to {target}, but {path.name} has no such heading"
         if path.suffix in (".svg", ".png", ".jpg", ".gif"):
-            assert path.stat().st_size <= MAX_IMAGE_BYTES, f"{page.name}: picture {target} is over 150 kB"
+            assert path.stat().st_size <= MAX_IMAGE_BYTES, f"{page.name}: picture {target} is over 200 kB"
 
 
 def anchors(page: Path) -> set[str]:
