@@ -372,31 +372,26 @@ class Tensor:
         _backward(self, seed, retain_graph)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors that need grad, each after all tensors computed from it (iterative DFS)."""
+def graph_order(roots: Sequence[Tensor], needs_grad_only: bool = False) -> list[Tensor]:
+    """Every tensor the roots were computed from, each after its inputs (iterative DFS, no recursion limit).
+
+    With `needs_grad_only`, the walk stays among tensors that require grad (what backward visits).
+    """
     order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
-        if id(node) in visited:
+        if id(node) in seen:
             continue
-        visited.add(id(node))
+        seen.add(id(node))
         stack.append((node, True))
-        ctx = node._ctx
-        if ctx is not None:
-            if getattr(ctx, "released", False):
-                raise RuntimeError(
-                    "backward: trying to backward through the graph a second time, but its saved values "
-                    "were freed by the first backward; pass retain_graph=True to the first call"
-                )
-            for parent in ctx.parents:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
-    order.reverse()
+        if node._ctx is not None:
+            stack.extend((p, False) for p in reversed(node._ctx.parents)
+                         if id(p) not in seen and (p.requires_grad or not needs_grad_only))
     return order
 
 
@@ -406,7 +401,13 @@ def _backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     # another tensor's gradient (add passes its grad through to both inputs).
     owned: set[int] = set()
     stored: set[int] = set()  # arrays this walk made some tensor's .grad
-    for node in _topological_order(root):
+    order = graph_order([root], needs_grad_only=True)
+    if any(getattr(node._ctx, "released", False) for node in order):
+        raise RuntimeError(
+            "backward: trying to backward through the graph a second time, but its saved values "
+            "were freed by the first backward; pass retain_graph=True to the first call"
+        )
+    for node in reversed(order):
         grad = grads.pop(id(node), None)
         if grad is None:
             continue

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .nn.module import Module, Parameter, _ModuleStack
-from .tensor import Function, Tensor, op_hook
+from .tensor import Function, Tensor, graph_order, op_hook
 
 if TYPE_CHECKING:
     import graphviz
@@ -290,25 +290,6 @@ def _record_text(text: str) -> str:
 # ---- drawing --------------------------------------------------------------------------------------------------
 
 
-def walk(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Every tensor the roots were computed from, each after its inputs (iterative, no recursion limit)."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t._ctx is not None:
-            stack.extend((p, False) for p in reversed(t._ctx.parents) if id(p) not in seen)
-    return order
-
-
 def _tensor_names(order: Sequence[Tensor], names: Mapping[str, Tensor] | None,
                   known: Iterable[ParameterNames]) -> dict[int, str]:
     """id(tensor) -> name: `names` first, then `Tensor.name`, then parameter names."""
@@ -382,7 +363,7 @@ class _Drawing:
 
     def __init__(self, roots: list[Tensor], names: Mapping[str, Tensor] | None, model: Module | None,
                  intermediates: bool, depth: int | None):
-        self.order = walk(roots)
+        self.order = graph_order(roots)
         self.roots = {id(r) for r in roots}
         self.walked = {id(t) for t in self.order}
         self.calls = {id(t): _op_calls.get(t._ctx) for t in self.order if t._ctx is not None}
