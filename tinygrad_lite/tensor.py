@@ -64,6 +64,7 @@ class enable_grad(_SetGradMode):
 
 
 def is_grad_enabled() -> bool:
+    """Whether ops record a graph in this thread (False inside `no_grad`)."""
     return _GradMode.enabled
 
 
@@ -201,15 +202,18 @@ class Tensor:
     # ---- constructors -------------------------------------------------------------
     @staticmethod
     def zeros(*shape: int | Sequence[int], dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        """A tensor of zeros; `Tensor.zeros(2, 3)` or `Tensor.zeros((2, 3))`."""
         return Tensor(np.zeros(_shape_arg("zeros", shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def ones(*shape: int | Sequence[int], dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        """A tensor of ones; `Tensor.ones(2, 3)` or `Tensor.ones((2, 3))`."""
         return Tensor(np.ones(_shape_arg("ones", shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def full(shape: int | Sequence[int], value: float, dtype: Any = DEFAULT_FLOAT,
              requires_grad: bool = False) -> Tensor:
+        """A tensor of `shape` filled with `value`."""
         data = np.full(_shape_arg("full", (shape,)), value, dtype=dtype)
         return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
@@ -238,6 +242,7 @@ class Tensor:
 
     @staticmethod
     def eye(n: int, m: int | None = None, dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+        """The (n, m) identity matrix (m defaults to n)."""
         return Tensor(np.eye(n, m, dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
@@ -277,12 +282,15 @@ class Tensor:
         return self.data.size
 
     def numpy(self) -> np.ndarray:
+        """The underlying ndarray (shared, not copied)."""
         return self.data
 
     def tolist(self) -> Any:
+        """The data as nested Python lists."""
         return self.data.tolist()
 
     def item(self) -> float | int:
+        """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item: only a one-element tensor converts to a Python scalar, got shape {self.shape}")
         return self.data.item()

@@ -279,6 +279,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
 
 
 def relu(x: Tensor) -> Tensor:
+    """max(x, 0), elementwise."""
     return x.relu()
 
 
@@ -288,18 +289,22 @@ def gelu(x: Tensor) -> Tensor:
 
 
 def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e^-x), elementwise."""
     return x.sigmoid()
 
 
 def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent, elementwise."""
     return x.tanh()
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`."""
     return x.softmax(axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along `axis`."""
     return x.log_softmax(axis)
 
 

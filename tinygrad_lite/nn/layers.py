@@ -110,16 +110,22 @@ class Dropout(Module):
 
 
 class ReLU(Module):
+    """max(x, 0) as a module."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x.relu()
 
 
 class Sigmoid(Module):
+    """1 / (1 + e^-x) as a module."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x.sigmoid()
 
 
 class Tanh(Module):
+    """tanh(x) as a module."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x.tanh()
 

@@ -104,6 +104,7 @@ class Module:
                     yield (f"{path}.{name}" if path else name), p
 
     def parameters(self) -> list[Parameter]:
+        """Every parameter once, in `named_parameters` order."""
         return [p for _, p in self.named_parameters()]
 
     def num_parameters(self) -> int:
@@ -111,11 +112,13 @@ class Module:
 
     # ---- modes and grads ---------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
+        """Set training mode (dropout on) on this module and every sub-module."""
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> Module:
+        """Set evaluation mode (dropout off); same as `train(False)`."""
         return self.train(False)
 
     def zero_grad(self) -> None:

@@ -409,9 +409,17 @@ def to(self: Tensor, dtype: Any) -> Tensor:
 Tensor.astype = to
 
 
-Tensor.float = lambda self: self.to(np.float32)
-Tensor.double = lambda self: self.to(np.float64)
-Tensor.long = lambda self: self.to(np.int64)
+def _caster(name: str, dtype: type, doc: str):
+    def method(self: Tensor) -> Tensor:
+        return self.to(dtype)
+
+    method.__name__, method.__doc__ = name, doc
+    return tensor_method(method)
+
+
+_caster("float", np.float32, "Cast to float32 (differentiable from float64).")
+_caster("double", np.float64, "Cast to float64 (differentiable from float32).")
+_caster("long", np.int64, "Cast to int64 (indices and targets; no gradient).")
 
 
 # ---- comparisons (boolean results, no gradient) ----------------------------------------
