@@ -463,14 +463,18 @@ def _store_grad(t: Tensor, grad: np.ndarray, stored: set[int]) -> None:
         t.grad.data = np.asarray(t.grad.data + grad)
 
 
+def int_args(op: str, args: tuple, what: str = "shape") -> tuple[int, ...]:
+    """Accept `f(2, 3)` and `f((2, 3))` alike; every entry must be an int (2.5 is an error, not 2)."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in args):
+        raise TypeError(f"{op}: {what} must be integers, got {args!r}")
+    return tuple(int(d) for d in args)
+
+
 def _shape_arg(op: str, shape: tuple) -> tuple[int, ...]:
-    """Accept `f(2, 3)` and `f((2, 3))` alike; reject negative sizes clearly."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    try:
-        dims = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}: shape must be integers, got {shape!r}") from None
+    """A constructor's shape (see `int_args`); negative sizes are rejected clearly."""
+    dims = int_args(op, shape)
     if any(d < 0 for d in dims):
         raise ValueError(f"{op}: negative dimension in shape {dims}")
     return dims

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import DEFAULT_FLOAT, Tensor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,6 +88,11 @@ def as_tensor(x: Any, like: Any = None) -> Tensor:
     if isinstance(like, Tensor) and like.dtype.kind == "f" and arr.dtype.kind in "fiub":
         return Tensor(arr, dtype=like.dtype)
     return Tensor(arr)
+
+
+def floating(t: Tensor) -> Tensor:
+    """`t` itself if it is floating-point, else cast to float32 (exp or softmax of an int tensor, as in PyTorch)."""
+    return t if t.data.dtype.kind == "f" else t.to(DEFAULT_FLOAT)
 
 
 def promote(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import DEFAULT_FLOAT, Function, Tensor
-from . import as_tensor, broadcast_shape, operands, tensor_method, unbroadcast
+from ..tensor import Function, Tensor
+from . import as_tensor, broadcast_shape, floating, operands, tensor_method, unbroadcast
 
 # ---- arithmetic -----------------------------------------------------------------------
 
@@ -107,9 +107,7 @@ def _binary(name: str, fn: type[Function]):
 
 def _true_division(name: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Integer tensors divide into float32, as in PyTorch (numpy would give float64)."""
-    if name == "div" and a.data.dtype.kind != "f":
-        return a.to(DEFAULT_FLOAT), b.to(DEFAULT_FLOAT)
-    return a, b
+    return (floating(a), floating(b)) if name == "div" else (a, b)
 
 
 for _name, _dunder, _fn in (("add", "add", Add), ("sub", "sub", Sub), ("mul", "mul", Mul),
@@ -250,9 +248,7 @@ class GELU(Function):
 
 def _unary(name: str, fn: type[Function], doc: str, floats_only: bool = True):
     def method(self: Tensor) -> Tensor:
-        if floats_only and self.data.dtype.kind != "f":
-            self = self.to(DEFAULT_FLOAT)  # exp of an int tensor is float32, as in PyTorch
-        return fn.apply(self)
+        return fn.apply(floating(self) if floats_only else self)
 
     method.__name__ = name
     method.__doc__ = doc

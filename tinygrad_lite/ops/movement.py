@@ -7,17 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, int_args
 from . import broadcast_shape, normalize_axis, tensor_method, unbroadcast
-
-
-def _dims(op: str, args: tuple) -> tuple[int, ...]:
-    """Accept `f(2, 3)` and `f((2, 3))` alike; every entry must be an int."""
-    if len(args) == 1 and isinstance(args[0], (tuple, list)):
-        args = tuple(args[0])
-    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in args):
-        raise TypeError(f"{op}: expected integers, got {args!r}")
-    return tuple(int(d) for d in args)
 
 
 class Reshape(Function):
@@ -32,7 +23,7 @@ class Reshape(Function):
 @tensor_method
 def reshape(self: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """The same elements in a new shape; one dimension may be -1."""
-    dims = _dims("reshape", shape)
+    dims = int_args("reshape", shape)
     known = [d for d in dims if d != -1]
     if dims.count(-1) > 1 or any(d < -1 for d in dims):
         raise ValueError(f"reshape: invalid target shape {dims} for a tensor of shape {self.shape}")
@@ -85,7 +76,7 @@ class Permute(Function):
 @tensor_method
 def permute(self: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """Reorder the axes: result axis i is input axis axes[i]."""
-    dims = _dims("permute", axes)
+    dims = int_args("permute", axes, "axes")
     if len(dims) != self.ndim:
         raise ValueError(f"permute: got {len(dims)} axes {dims} for a tensor with {self.ndim} dimensions")
     norm = tuple(normalize_axis("permute", d, self.ndim)[0] for d in dims)
@@ -120,7 +111,7 @@ class Expand(Function):
 @tensor_method
 def expand(self: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """Broadcast to `shape` without copying (-1 keeps a dimension)."""
-    dims = _dims("expand", shape)
+    dims = int_args("expand", shape)
     lead = len(dims) - self.ndim
     if lead < 0:
         raise ValueError(f"expand: target shape {dims} has fewer dimensions than the tensor's shape {self.shape}")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import DEFAULT_FLOAT, Function, Tensor
-from . import normalize_axis, tensor_method
+from ..tensor import Function, Tensor
+from . import floating, normalize_axis, tensor_method
 
 
 def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -180,11 +180,6 @@ class LogSumExp(Function):
         return (g.reshape(self.kept) * self.softmax,)
 
 
-def _floating(t: Tensor) -> Tensor:
-    """Integer input to a normalising op becomes float32, as exp of an int tensor does."""
-    return t if t.dtype.kind == "f" else t.to(DEFAULT_FLOAT)
-
-
 def _single_axis(op: str, axis: int, ndim: int) -> int | None:
     """One axis as a non-negative int (None for a 0-d tensor: normalise over its single value)."""
     if not isinstance(axis, (int, np.integer)):
@@ -196,16 +191,16 @@ def _single_axis(op: str, axis: int, ndim: int) -> int | None:
 @tensor_method
 def softmax(self: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, stable for any magnitude; entries of -inf give exact zeros."""
-    return Softmax.apply(_floating(self), axis=_single_axis("softmax", axis, self.ndim))
+    return Softmax.apply(floating(self), axis=_single_axis("softmax", axis, self.ndim))
 
 
 @tensor_method
 def log_softmax(self: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along `axis`, stable for logits of any magnitude."""
-    return LogSoftmax.apply(_floating(self), axis=_single_axis("log_softmax", axis, self.ndim))
+    return LogSoftmax.apply(floating(self), axis=_single_axis("log_softmax", axis, self.ndim))
 
 
 @tensor_method
 def logsumexp(self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) over `axis`, stable for any magnitude."""
-    return LogSumExp.apply(_floating(self), axis=normalize_axis("logsumexp", axis, self.ndim), keepdims=keepdims)
+    return LogSumExp.apply(floating(self), axis=normalize_axis("logsumexp", axis, self.ndim), keepdims=keepdims)
