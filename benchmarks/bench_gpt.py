@@ -3,9 +3,10 @@
     python benchmarks/bench_gpt.py            # both configs of the issue, then block sizes 64/128/256
     python benchmarks/bench_gpt.py --steps 20 --skip-scaling
 
-PyTorch runs in the same process with 2 threads, float32 and explicit masked
+Both run on 2 threads; PyTorch in the same process, float32 and explicit masked
 attention (q kᵀ, masked_fill, softmax, @ v), the same initial weights and the
-same batches. Times are medians over `--steps` steps after `--warmup` steps.
+same batches. Times are medians over `--steps` steps after `--warmup` steps, the two
+frameworks taking turns in six rounds.
 Peak memory is the largest total of live numpy buffers during one step
 (tracemalloc, which numpy reports to); RSS is the process's peak resident size.
 """
@@ -25,7 +26,7 @@ import numpy as np
 from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor
 from tinygrad_lite.optim import clip_grad_norm_
-from tinygrad_lite.perf import keep_freed_memory
+from tinygrad_lite.perf import keep_freed_memory, set_num_threads
 
 try:
     import torch
@@ -107,15 +108,25 @@ def torch_step(model, optimizer, x, y) -> float:
     return loss.item()
 
 
-def median_ms(step, batches, warmup: int, steps: int) -> float:
+def median_ms(runs: list[tuple], warmup: int, steps: int, rounds: int = 6) -> list[float]:
+    """Median step time of each (step, batches) in `runs`, taking turns in `rounds` rounds.
+
+    Taking turns puts both frameworks under the same load when a shared machine
+    speeds up or slows down during the measurement. Each turn starts with an
+    untimed step: the other framework's idle threads may still be spinning.
+    """
     for i in range(warmup):
-        step(*batches[i % len(batches)])
-    times = []
-    for i in range(steps):
-        t0 = time.perf_counter()
-        step(*batches[i % len(batches)])
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        for step, batches in runs:
+            step(*batches[i % len(batches)])
+    times: list[list[float]] = [[] for _ in runs]
+    for r in range(rounds):
+        for (step, batches), spent in zip(runs, times):
+            step(*batches[0])
+            for i in range(r * steps // rounds, (r + 1) * steps // rounds):
+                t0 = time.perf_counter()
+                step(*batches[i % len(batches)])
+                spent.append(time.perf_counter() - t0)
+    return [1000 * statistics.median(spent) for spent in times]
 
 
 def peak_step_mib(step, batch) -> float:
@@ -141,11 +152,12 @@ def setup(n_layer: int, n_head: int, n_embd: int, block: int, batch: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=15, help="timed steps per measurement (default 15)")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per measurement (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the block-size 64/128/256 table")
     args = parser.parse_args()
     keep_freed_memory()
+    set_num_threads(2)
     if torch is not None:
         torch.set_num_threads(2)
         torch.manual_seed(0)
@@ -153,9 +165,7 @@ def main() -> None:
     print(f"{'model':34s} {'tinygrad_lite':>14s} {'PyTorch':>10s} {'ratio':>7s} {'target':>7s} {'peak MiB':>9s}")
     for name, dims in CONFIGS.items():
         config, model, optimizer, batches = setup(*dims)
-        ours = median_ms(functools.partial(engine_step, model, optimizer), batches, args.warmup, args.steps)
-        peak = peak_step_mib(functools.partial(engine_step, model, optimizer), batches[0])
-        theirs, ratio = float("nan"), float("nan")
+        runs = [(functools.partial(engine_step, model, optimizer), batches)]
         if torch is not None:
             tmodel = torch_model(config, model.state_dict())
             decay = [p for p in tmodel.parameters() if p.ndim >= 2]
@@ -163,8 +173,10 @@ def main() -> None:
             toptim = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
                                        lr=1e-3, betas=(0.9, 0.99))
             tbatches = [(torch.from_numpy(x.data), torch.from_numpy(y.data)) for x, y in batches]
-            theirs = median_ms(functools.partial(torch_step, tmodel, toptim), tbatches, args.warmup, args.steps)
-            ratio = ours / theirs
+            runs.append((functools.partial(torch_step, tmodel, toptim), tbatches))
+        ours, theirs = (median_ms(runs, args.warmup, args.steps) + [float("nan")])[:2]
+        peak = peak_step_mib(functools.partial(engine_step, model, optimizer), batches[0])
+        ratio = ours / theirs
         print(f"{name:34s} {ours:11.1f} ms {theirs:7.1f} ms {ratio:6.2f}x {TARGETS[name]:6.1f}x {peak:9.1f}")
 
     if not args.skip_scaling:
@@ -172,7 +184,7 @@ def main() -> None:
         print(f"{'block':>6s} {'step ms':>9s} {'tokens/s':>9s} {'peak MiB':>9s}")
         for block in (64, 128, 256):
             _, model, optimizer, batches = setup(4, 4, 128, block, 12)
-            ms = median_ms(functools.partial(engine_step, model, optimizer), batches, args.warmup, args.steps)
+            ms = median_ms([(functools.partial(engine_step, model, optimizer), batches)], args.warmup, args.steps)[0]
             peak = peak_step_mib(functools.partial(engine_step, model, optimizer), batches[0])
             print(f"{block:6d} {ms:9.1f} {12 * block / ms * 1000:9.0f} {peak:9.1f}")
     print(f"\nprocess peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

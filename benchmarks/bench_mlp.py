@@ -3,7 +3,7 @@
 The model and recipe of examples/train_mnist.py: [784, 512, 512, 10] ReLU with
 dropout 0.2, cross-entropy, Adam, mini-batches of 128, float32, 50,000 images
 (390 steps). The data are seeded random pixels and labels of MNIST's shapes: the
-time of an epoch does not depend on the values. PyTorch runs with 2 threads.
+time of an epoch does not depend on the values. All three use `--threads` threads (2).
 Each implementation runs `--runs` times, interleaved; the medians and the ratios
 to hand-written numpy are printed. glibc is told to keep freed blocks for reuse
 (`tinygrad_lite.perf.keep_freed_memory`), which helps all three alike.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import time
 
@@ -24,7 +23,7 @@ import numpy as np
 import tinygrad_lite.nn.functional as F
 from models.mlp import MLP
 from tinygrad_lite import Tensor, optim
-from tinygrad_lite.perf import keep_freed_memory
+from tinygrad_lite.perf import blas_num_threads, keep_freed_memory, set_num_threads
 
 SIZES = [784, 512, 512, 10]
 DROPOUT, BATCH, LR = 0.2, 128, 1e-3
@@ -160,9 +159,10 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3, help="timed epochs per implementation (the median is reported)")
     p.add_argument("--steps", type=int, default=50_000 // BATCH, help="steps per epoch (default: a full epoch)")
     p.add_argument("--threads", type=int, default=2,
-                   help="PyTorch's thread count (numpy's BLAS follows OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)")
+                   help="threads for all three: PyTorch's, tinygrad_lite's and numpy's OpenBLAS (default 2)")
     args = p.parse_args()
     keep_freed_memory()  # one process-wide malloc setting, shared by all three implementations
+    set_num_threads(args.threads)  # tinygrad_lite's threads and OpenBLAS's, which the hand-written numpy uses
     x, y = make_data(args.steps * BATCH)
     impls = {"numpy (hand-written)": epoch_numpy, "tinygrad_lite": epoch_tinygrad_lite}
     try:
@@ -181,7 +181,7 @@ def main() -> None:
             fn(x, y, args.steps)
             times[name].append(time.perf_counter() - t0)
         print(f"run {run + 1}: " + ", ".join(f"{name} {ts[-1]:.2f} s" for name, ts in times.items()), flush=True)
-    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
+    blas = blas_num_threads() or "default"
     print(f"one epoch: {args.steps} steps of batch {BATCH}, MLP {SIZES}, dropout {DROPOUT}, Adam, float32; "
           f"median of {args.runs} runs; torch threads {args.threads}, numpy BLAS threads {blas}")
     base = statistics.median(times["numpy (hand-written)"])

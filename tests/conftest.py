@@ -36,3 +36,16 @@ def require_data(relative: str) -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture
+def two_threads():
+    """Split work over two threads whatever the machine or the environment says (CI sets one), then restore."""
+    from tinygrad_lite import perf
+
+    before, blas_before = perf.get_num_threads(), perf.blas_num_threads()
+    perf.set_num_threads(2)
+    yield
+    perf.set_num_threads(before)
+    if blas_before is not None:  # set_num_threads set OpenBLAS's count too
+        perf._openblas()[1](blas_before)

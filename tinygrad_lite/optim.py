@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .perf import blas_threads
 from .tensor import Tensor
 
 ParamsArg = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -235,7 +236,8 @@ def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float) -> float
         raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
     params = [params] if isinstance(params, Tensor) else list(params)
     grads = [p.grad.data for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads))
+    with blas_threads(1):  # see perf.matmul
+        total = math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads))
     coef = float(max_norm) / (total + 1e-6)
     if coef < 1.0:
         for g in grads:

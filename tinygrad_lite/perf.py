@@ -1,4 +1,4 @@
-"""Process-level speed settings for training loops.
+"""Process-level speed settings: malloc, and spreading numpy work over the cores.
 
 By default glibc hands every freed block above ~128 KiB straight back to the
 operating system, so the next temporary of that size is a fresh mmap whose
@@ -6,21 +6,34 @@ pages fault in one by one. A training step allocates and frees the same large
 buffers every time, and those page faults cost about a quarter of a small
 GPT's step. `keep_freed_memory()` tells glibc to keep such blocks for reuse.
 
-numpy's elementwise ops run on one core, and OpenBLAS wakes a second thread for
-every matrix product above a small size, which costs more than it saves for the
-many (T, hs) @ (hs, T) products of attention, badly so when the cores are shared.
-`split_across_cores` runs two halves of a batch in two Python threads (numpy
-releases the GIL) with single-threaded BLAS in each.
+numpy's elementwise ops run on one core. `split_across_cores(work, n)` runs
+`work(slice)` on consecutive parts of range(n) in `get_num_threads()` threads
+at once (numpy releases the GIL inside ufuncs and matrix products), the calling
+thread taking the first part, with OpenBLAS held to one thread meanwhile.
+`matmul` splits the rows of a large product the same way, so that the engine
+never wakes OpenBLAS's own helper threads: after each product they share, those
+spin for about a tenth of a second, taking the second core from the next
+elementwise op that is split across both (measured: a GPT step ran 15% faster
+once they stopped spinning). OpenBLAS's thread count is one process-wide
+setting (its `openblas_set_num_threads_local` changes it for every thread too),
+so `blas_threads` restores it as soon as the parts are done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import math
+import os
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -50,48 +63,184 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     return mmap_ok and trim_ok
 
 
+# ---- OpenBLAS's thread count ------------------------------------------------------------------
+
+# numpy's wheels ship OpenBLAS with renamed symbols (scipy_..., ...64_); plain builds use the bare name
+_BLAS_SYMBOLS = [(f"{prefix}openblas_get_num_threads{suffix}", f"{prefix}openblas_set_num_threads{suffix}")
+                 for prefix in ("scipy_", "") for suffix in ("64_", "_64", "")]
+
+
 @functools.cache
-def _openblas_set_threads_local() -> Callable[[int], int] | None:
-    """OpenBLAS's thread-local `openblas_set_num_threads_local` from the library numpy loaded, or None."""
+def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """(get, set) for the thread count of the OpenBLAS that numpy loaded, or None (another BLAS)."""
     try:
         with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.split()[-1].lower()}
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.split()[-1].lower()})
     except OSError:
         return None
-    for path in sorted(paths):
+    for path in paths:
         try:
-            fn = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
+            lib = ctypes.CDLL(path)
+        except OSError:
             continue
-        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-        return fn
+        for get_name, set_name in _BLAS_SYMBOLS:
+            get, set_ = getattr(lib, get_name, None), getattr(lib, set_name, None)
+            if get is not None and set_ is not None:
+                get.restype, set_.argtypes, set_.restype = ctypes.c_int, [ctypes.c_int], None
+                return get, set_
     return None
 
 
-def _single_threaded_blas() -> None:
-    """Thread initializer: this thread's matrix products use one BLAS thread (OpenBLAS's setting is per thread)."""
-    set_local = _openblas_set_threads_local()
-    if set_local is not None:
-        set_local(1)
+def blas_num_threads() -> int | None:
+    """How many threads OpenBLAS uses for one matrix product (None when numpy uses another BLAS)."""
+    api = _openblas()
+    return None if api is None else api[0]()
 
 
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """OpenBLAS uses `n` threads inside the block (process-wide), then what it used before."""
+    api = _openblas()
+    before = None if api is None else api[0]()
+    if before is None or before == n:
+        yield
+        return
+    api[1](n)
+    try:
+        yield
+    finally:
+        api[1](before)
+
+
+# ---- our own threads --------------------------------------------------------------------------
+
+_THREAD_VARIABLES = ("TINYGRAD_LITE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _default_num_threads() -> int:
+    """The first of the thread-count variables that is set (as PyTorch follows OMP_NUM_THREADS), else the cores."""
+    for name in _THREAD_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            try:
+                return max(1, int(value))
+            except ValueError:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _default_num_threads()
 _pool: ThreadPoolExecutor | None = None
+_inside = threading.local()  # set while this thread runs a part: nested splits run serially
+
+
+def get_num_threads() -> int:
+    """How many threads split work uses: the usable cores, unless TINYGRAD_LITE_NUM_THREADS, OMP_NUM_THREADS
+    or OPENBLAS_NUM_THREADS (the first one set) says otherwise, or `set_num_threads` was called."""
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use `n` threads for split work and for OpenBLAS's matrix products (as `torch.set_num_threads`)."""
+    global _num_threads, _pool
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    _num_threads = n
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    api = _openblas()
+    if api is not None:
+        api[1](n)
+
+
+def _run_part(work: Callable[[slice], None], part: slice) -> None:
+    _inside.active = True
+    try:
+        work(part)
+    finally:
+        _inside.active = False
 
 
 def split_across_cores(work: Callable[[slice], None], n: int, min_items: int = 2) -> None:
-    """Call `work(slice)` on two halves of range(n) at once, in two threads with single-threaded BLAS.
+    """Call `work(part)` for consecutive slices `part` covering range(n), on up to `get_num_threads()` cores.
 
-    numpy releases the GIL inside ufuncs and matrix products, so two Python threads
-    keep two cores busy on independent halves of a batch, without OpenBLAS waking a
-    helper thread for every small matrix. Below `min_items` one thread does it all.
+    `work` must only touch its own part of the data. Below `min_items` items per
+    thread (and inside another split) it runs as one call `work(slice(0, n))`.
     """
+    global _last_shared
+    if _split(work, n, min_items):
+        _last_shared = time.perf_counter()
+
+
+def _split(work: Callable[[slice], None], n: int, min_items: int) -> bool:
+    """`split_across_cores` itself; True when the parts ran in several threads."""
     global _pool
+    threads = min(_num_threads, n // max(min_items, 1))
+    if threads < 2 or getattr(_inside, "active", False):
+        work(slice(0, n))
+        return False
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tinygrad_lite",
-                                   initializer=_single_threaded_blas)
-    half = n // 2 if n >= min_items else n
-    parts = [_pool.submit(work, slice(0, half))]
-    if half < n:
-        parts.append(_pool.submit(work, slice(half, n)))
-    for part in parts:
-        part.result()
+        _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="tinygrad_lite")
+    bounds = [n * i // threads for i in range(threads + 1)]
+    parts = [slice(bounds[i], bounds[i + 1]) for i in range(threads)]
+    with blas_threads(1):
+        futures = [_pool.submit(_run_part, work, part) for part in parts[1:]]
+        try:
+            _run_part(work, parts[0])
+        finally:
+            for future in futures:
+                future.result()
+    return True
+
+
+def split_in_blocks(work: Callable[[slice], None], n: int, block: int = 1 << 17) -> None:
+    """`work(part)` over range(n) in parts of at most `block` items, the parts shared evenly among the cores.
+
+    Every part but the last has the same length, so `part.start // len(part)` numbers it. For a
+    chain of in-place ufuncs over large arrays: each part stays in the core's cache through
+    the whole chain instead of streaming every step through memory.
+    """
+    threads = max(1, min(_num_threads, n))
+    count = -(-n // max(block, 1))
+    count = threads * -(-count // threads)  # a multiple of the thread count: no core waits on another's extra part
+    size = -(-n // count) if n else 1
+
+    def parts(numbers: slice) -> None:
+        for i in range(numbers.start, numbers.stop):
+            if i * size < n:
+                work(slice(i * size, min((i + 1) * size, n)))
+
+    split_across_cores(parts, count, min_items=count // threads)
+
+
+_MATMUL_MIN_FLOPS = 1 << 22  # multiply-adds below which one core is faster than two
+_SHARING_SECONDS = 1.0  # how long after our threads last split work they count as in use
+_last_shared = -math.inf  # when split_across_cores last ran parts in several threads
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for the engine's ops, on OpenBLAS's threads or on ours, whichever pays.
+
+    OpenBLAS's helper threads spin for about a tenth of a second after every
+    product they share. That makes its products fast when nothing else runs (the
+    MLP: as fast as hand-written numpy), but while our threads split GELU or
+    attention, the spinning takes their core (measured: a third off their speed).
+    So once our threads are in use, every product runs on one BLAS thread per
+    call, a large 2-D one (M, K) @ (K, N) split across our threads along M or N,
+    whichever halves the larger operand.
+    """
+    if time.perf_counter() - _last_shared > _SHARING_SECONDS:
+        return a @ b
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < _MATMUL_MIN_FLOPS:
+        with blas_threads(1):
+            return a @ b
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    if a.shape[0] >= b.shape[1]:
+        _split(lambda rows: np.matmul(a[rows], b, out=out[rows]), a.shape[0], min_items=8)
+    else:
+        _split(lambda cols: np.matmul(a, b[:, cols], out=out[:, cols]), b.shape[1], min_items=8)
+    return out

@@ -136,6 +136,12 @@ class Function:
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         raise NotImplementedError
 
+    # Optional, for one-input ops whose gradient fills only part of the input (indexing):
+    # `backward_into(grad, accumulated)` adds the input's gradient into `accumulated` in place.
+    # Taking q, k, v (or every time step) out of one tensor then costs one full-size
+    # gradient instead of one per piece.
+    backward_into: Callable[[np.ndarray, np.ndarray], None] | None = None
+
     def release(self) -> None:
         """Drop the saved arrays after backward, keeping the graph's structure for drawing."""
         self.__dict__.clear()
@@ -424,6 +430,11 @@ def _backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             _store_grad(node, grad, stored)
         if ctx is None:
             continue
+        if ctx.backward_into is not None and not _backward_hooks and ctx.parents[0].requires_grad:
+            _accumulate_into(ctx, grad, grads, owned)
+            if not retain_graph:
+                ctx.release()
+            continue
         in_grads = ctx.backward(grad)
         if _backward_hooks:
             for hook in list(_backward_hooks):
@@ -445,6 +456,18 @@ def _backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 owned.add(key)
         if not retain_graph:
             ctx.release()
+
+
+def _accumulate_into(ctx: Function, grad: np.ndarray, grads: dict[int, np.ndarray], owned: set[int]) -> None:
+    """Add a one-input op's input gradient into that input's running gradient (see `Function.backward_into`)."""
+    parent = ctx.parents[0]
+    key = id(parent)
+    acc = grads.get(key)
+    if acc is None or key not in owned:
+        acc = np.zeros(parent.shape, dtype=grad.dtype) if acc is None else np.array(acc, dtype=grad.dtype)
+        grads[key] = acc
+        owned.add(key)
+    ctx.backward_into(grad, acc)
 
 
 def _store_grad(t: Tensor, grad: np.ndarray, stored: set[int]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..perf import split_across_cores
+from ..perf import blas_threads, split_across_cores
 from ..tensor import Function, Tensor
 
 Seed = int | np.random.Generator | None
@@ -57,7 +57,8 @@ def dropout_keep(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -
 
 
 class ScaledDotProductAttention(Function):
-    """The fused op. Both passes run on two halves of the batch at once (see `perf.split_across_cores`)."""
+    """The fused op. Both passes run on parts of the batch at once (see `perf.split_across_cores`), and
+    causal attention skips the blocks above the diagonal (see `_causal_blocks`)."""
 
     def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, rng=None):
         scale = 1.0 / math.sqrt(q.shape[-1])
@@ -66,6 +67,7 @@ class ScaledDotProductAttention(Function):
         out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
         keep = dropout_keep(probs.shape, dropout_p, rng, probs.dtype) if dropout_p > 0.0 else None
         bias = _causal_bias(t, s, probs.dtype) if is_causal else None
+        rows, _ = _blocks(t, s, is_causal)
         inverse_mask = None if mask is None else ~mask
         if inverse_mask is not None and inverse_mask.ndim == probs.ndim and inverse_mask.shape[0] != 1:
             mask_rows = lambda part: inverse_mask[part]  # noqa: E731
@@ -73,54 +75,83 @@ class ScaledDotProductAttention(Function):
             mask_rows = lambda part: inverse_mask  # noqa: E731
 
         def work(part: slice) -> None:
-            p = probs[part]
-            np.matmul(q[part], np.swapaxes(k[part], -1, -2), out=p)
-            p *= scale
-            if bias is not None:
-                p += bias
-            elif inverse_mask is not None:
-                np.copyto(p, -np.inf, where=mask_rows(part))
-            _softmax_rows_(p)
-            np.matmul(p if keep is None else p * keep[part], v[part], out=out[part])
+            qp, kp, vp, pp, op = q[part], k[part], v[part], probs[part], out[part]
+            for r0, r1, c1 in rows:  # query rows r0:r1 attend keys :c1 (the rest of the row is masked)
+                p = pp[..., r0:r1, :c1]
+                np.matmul(qp[..., r0:r1, :], np.swapaxes(kp[..., :c1, :], -1, -2), out=p)
+                p *= scale
+                if bias is not None:
+                    p += bias[r0:r1, :c1]
+                elif inverse_mask is not None:
+                    np.copyto(p, -np.inf, where=mask_rows(part))
+                _softmax_rows_(p)
+                pp[..., r0:r1, c1:] = 0.0
+                dropped = p if keep is None else p * keep[part][..., r0:r1, :c1]
+                np.matmul(dropped, vp[..., :c1, :], out=op[..., r0:r1, :])
 
         _run_over_batch(work, q)
         self.q, self.k, self.v, self.probs, self.keep, self.out, self.scale = q, k, v, probs, keep, out, scale
+        self.is_causal = is_causal
         return out
 
     def backward(self, g):
         q, k, v, probs, keep, out, scale = self.q, self.k, self.v, self.probs, self.keep, self.out, self.scale
         need_q, need_k, need_v = self.needs_input_grad
+        rows, cols = _blocks(q.shape[-2], k.shape[-2], self.is_causal)
         dq = np.empty_like(q) if need_q else None
         dk = np.empty_like(k) if need_k else None
         dv = np.empty_like(v) if need_v else None
 
         def work(part: slice) -> None:
-            p, gp = probs[part], g[part]
-            if need_v:
-                dropped = p if keep is None else p * keep[part]
-                np.matmul(np.swapaxes(dropped, -1, -2), gp, out=dv[part])
+            qp, kp, vp, pp, gp = q[part], k[part], v[part], probs[part], g[part]
+            dropped = pp if keep is None else pp * keep[part]
             if need_q or need_k:
-                dscores = np.matmul(gp, np.swapaxes(v[part], -1, -2))  # dL/d(dropped probs), (..., T, S)
-                if keep is not None:
-                    dscores *= keep[part]
-                dscores -= np.einsum("...i,...i->...", gp, out[part])[..., None]
-                dscores *= p
-                dscores *= scale
-                if need_q:
-                    np.matmul(dscores, k[part], out=dq[part])
+                total = np.einsum("...i,...i->...", gp, out[part])[..., None]  # D = rowsum(dP * P)
+                dscores = np.empty_like(pp)  # only the blocks the forward computed are filled and read
+                for r0, r1, c1 in rows:
+                    d = dscores[..., r0:r1, :c1]
+                    np.matmul(gp[..., r0:r1, :], np.swapaxes(vp[..., :c1, :], -1, -2), out=d)  # dL/d dropped
+                    if keep is not None:
+                        d *= keep[part][..., r0:r1, :c1]
+                    d -= total[..., r0:r1, :]
+                    d *= pp[..., r0:r1, :c1]
+                    d *= scale
+                    if need_q:
+                        np.matmul(d, kp[..., :c1, :], out=dq[part][..., r0:r1, :])
+            for c0, c1, r0 in cols:  # keys c0:c1 are attended by query rows r0: only
                 if need_k:
-                    np.matmul(np.swapaxes(dscores, -1, -2), q[part], out=dk[part])
+                    np.matmul(np.swapaxes(dscores[..., r0:, c0:c1], -1, -2), qp[..., r0:, :],
+                              out=dk[part][..., c0:c1, :])
+                if need_v:
+                    np.matmul(np.swapaxes(dropped[..., r0:, c0:c1], -1, -2), gp[..., r0:, :],
+                              out=dv[part][..., c0:c1, :])
 
         _run_over_batch(work, q)
         return dq, dk, dv
 
 
+_CAUSAL_BLOCK = 64  # query rows per block; smaller blocks skip more of the masked triangle, at more calls each
+
+
+def _blocks(t: int, s: int, is_causal: bool) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """How to tile the (T, S) scores: rows [(r0, r1, c1)] (query rows r0:r1 see keys :c1) and
+    columns [(c0, c1, r0)] (keys c0:c1 are seen by queries r0:). One tile unless causal with T == S,
+    where the tiles above the diagonal, all masked, are skipped: about 40% of the work."""
+    if not is_causal or t != s or t <= _CAUSAL_BLOCK:
+        return [(0, t, s)], [(0, s, 0)]
+    edges = list(range(0, t, _CAUSAL_BLOCK)) + [t]
+    spans = list(zip(edges[:-1], edges[1:]))
+    return [(a, b, b) for a, b in spans], [(a, b, a) for a, b in spans]
+
+
 def _run_over_batch(work, q: np.ndarray) -> None:
-    """`work(slice)` over the leading axis of q, on two cores when it is large enough to pay."""
+    """`work(slice)` over the leading axis of q, on every core when it is large enough to pay,
+    always with one-thread BLAS (see `perf.matmul` for why OpenBLAS's own threads are kept asleep)."""
     if q.ndim > 2 and q.size >= _PARALLEL_MIN_SIZE:
         split_across_cores(work, q.shape[0])
     else:
-        work(slice(None))
+        with blas_threads(1):
+            work(slice(None))
 
 
 def _softmax_rows_(x: np.ndarray) -> None:
@@ -130,7 +161,7 @@ def _softmax_rows_(x: np.ndarray) -> None:
         peak[~np.isfinite(peak)] = 0.0
     x -= peak
     np.exp(x, out=x)
-    total = x.sum(axis=-1, keepdims=True)
+    total = np.einsum("...j->...", x)[..., None]  # 3x faster than sum(axis=-1) over short rows
     total[total == 0] = 1.0
     x /= total
 

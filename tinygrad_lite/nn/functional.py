@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..perf import blas_threads, matmul
 from ..tensor import Function, Tensor
 from .attention import scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
 
@@ -22,11 +23,11 @@ from .attention import scaled_dot_product_attention  # noqa: F401  (lives beside
 
 
 class Linear(Function):
-    """y = x Wᵀ + b for x (..., in), W (out, in), b (out,): one BLAS call each way."""
+    """y = x Wᵀ + b for x (..., in), W (out, in), b (out,): one matrix product each way."""
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
-        out = x.reshape(-1, x.shape[-1]) @ weight.T
+        out = matmul(x.reshape(-1, x.shape[-1]), weight.T)
         if bias is not None:
             out += bias
         return out.reshape(x.shape[:-1] + weight.shape[:1])
@@ -35,8 +36,8 @@ class Linear(Function):
         x, w = self.x, self.weight
         g2 = g.reshape(-1, w.shape[0])
         needs = self.needs_input_grad
-        gx = (g2 @ w).reshape(x.shape) if needs[0] else None
-        gw = g2.T @ x.reshape(-1, w.shape[1]) if needs[1] else None
+        gx = matmul(g2, w).reshape(x.shape) if needs[0] else None
+        gw = matmul(g2.T, x.reshape(-1, w.shape[1])) if needs[1] else None
         gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
         return (gx, gw, gb)[:len(needs)]
 
@@ -140,7 +141,8 @@ class MSELoss(Function):
     def forward(self, x, target, reduction="mean"):
         self.diff = diff = x - target
         flat = diff.reshape(-1)
-        total = np.dot(flat, flat)
+        with blas_threads(1):  # see perf.matmul
+            total = np.dot(flat, flat)
         if reduction == "none":
             return diff * diff
         return np.asarray(total / diff.size if reduction == "mean" else total, dtype=x.dtype)
@@ -173,7 +175,7 @@ class LayerNorm(Function):
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
         features = math.prod(x.shape[x.ndim - ndim:])
         x2 = x.reshape(-1, features)
-        xhat = x2 - x2.mean(axis=1, keepdims=True)
+        xhat = x2 - (np.einsum("ij->i", x2) / features)[:, None]  # einsum: 3x faster row sums than mean()
         var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / features
         self.rstd = rstd = 1.0 / np.sqrt(var + eps)
         xhat *= rstd
@@ -196,7 +198,7 @@ class LayerNorm(Function):
         if needs[0]:
             # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w
             gxhat = g2 if w is None else g2 * w.reshape(-1)
-            mean_g = gxhat.sum(axis=1, keepdims=True) / features
+            mean_g = np.einsum("ij->i", gxhat)[:, None] / features
             mean_gx = np.einsum("ij,ij->i", gxhat, xhat)[:, None] / features
             gx = xhat * -mean_gx
             gx += gxhat
@@ -230,8 +232,13 @@ class Embedding(Function):
         return weight[ids]
 
     def backward(self, g):
+        # sort the ids, then sum each run of equal ids in one reduceat (np.add.at is ~3x slower)
+        ids = self.ids.reshape(-1)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if ids.size else ids
         grad = np.zeros(self.weight_shape, dtype=g.dtype)
-        np.add.at(grad, self.ids.reshape(-1), g.reshape(-1, self.weight_shape[1]))
+        grad[sorted_ids[starts]] = np.add.reduceat(g.reshape(-1, self.weight_shape[1])[order], starts, axis=0)
         return (grad,)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..perf import matmul as product
 from ..tensor import Function, Tensor
 from . import promote, tensor_method, unbroadcast
 
@@ -15,8 +16,8 @@ class MatMul(Function):
         self.a, self.b = a, b
         if a.ndim > 2 and b.ndim == 2 and a.flags.c_contiguous:
             # (..., n, k) @ (k, m) as one 2-D BLAS call instead of a loop over the batch
-            return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
-        return a @ b
+            return product(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
+        return product(a, b)
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -27,14 +28,14 @@ class MatMul(Function):
             g = g.reshape(_matrix_shape(g.shape, a, b))
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(product(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
             if b2.ndim == 2 and a2.ndim > 2:
                 # the batch sum inside one BLAS call: (k, batch*n) @ (batch*n, m)
                 k, m = b2.shape
-                gb = np.ascontiguousarray(a2).reshape(-1, k).T @ np.ascontiguousarray(g).reshape(-1, m)
+                gb = product(np.ascontiguousarray(a2).reshape(-1, k).T, np.ascontiguousarray(g).reshape(-1, m))
             else:
-                gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape)
+                gb = unbroadcast(product(np.swapaxes(a2, -1, -2), g), b2.shape)
             gb = gb.reshape(b.shape)
         return ga, gb
 

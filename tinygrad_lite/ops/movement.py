@@ -150,11 +150,15 @@ class GetItem(Function):
 
     def backward(self, g):
         out = np.zeros(self.in_shape, dtype=self.dtype)
-        if _has_int_array(self.key):
-            np.add.at(out, self.key, g)  # repeated indices accumulate
-        else:
-            out[self.key] = g
+        self.backward_into(g, out)
         return (out,)
+
+    def backward_into(self, g, accumulated):
+        # the backward walk calls this when the input already has a gradient: only the indexed part changes
+        if _has_int_array(self.key):
+            np.add.at(accumulated, self.key, g)  # repeated indices accumulate
+        else:
+            accumulated[self.key] += g
 
 
 def _getitem(self: Tensor, key: Any) -> Tensor:

@@ -1,0 +1,155 @@
+"""The speed settings: splitting work across threads, OpenBLAS's thread count, and the ops that use them."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_lite.nn.functional as F
+from tinygrad_lite import Tensor, gradcheck, perf
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 200), min_items=st.integers(1, 50), threads=st.integers(1, 4))
+def test_split_across_cores_covers_every_item_once(n, min_items, threads):
+    before = perf.get_num_threads()
+    perf.set_num_threads(threads)
+    try:
+        seen = np.zeros(n, dtype=int)
+        lock = threading.Lock()
+
+        def work(part: slice) -> None:
+            with lock:
+                seen[part] += 1
+
+        perf.split_across_cores(work, n, min_items=min_items)
+        assert np.all(seen == 1)
+    finally:
+        perf.set_num_threads(before)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 300), block=st.integers(1, 64))
+def test_split_in_blocks_gives_equal_numbered_parts(n, block):
+    parts = []
+    perf.split_in_blocks(parts.append, n, block=block)
+    parts.sort(key=lambda p: p.start)
+    assert sum(p.stop - p.start for p in parts) == n
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+    sizes = {p.stop - p.start for p in parts[:-1]}
+    assert len(sizes) <= 1 and all(p.stop - p.start <= block for p in parts)
+    if parts:
+        size = parts[0].stop - parts[0].start
+        assert [p.start // size for p in parts] == list(range(len(parts)))
+
+
+def test_nested_split_runs_serially_and_errors_propagate(two_threads):
+    inner_parts = []
+
+    def outer(part: slice) -> None:
+        perf.split_across_cores(lambda p: inner_parts.append(p), 10)
+
+    perf.split_across_cores(outer, 10)
+    assert sorted((p.start, p.stop) for p in inner_parts) == [(0, 10), (0, 10)]
+
+    def failing(part: slice) -> None:
+        if part.start > 0:
+            raise ValueError("the second part fails")
+
+    with pytest.raises(ValueError, match="second part"):
+        perf.split_across_cores(failing, 10)
+
+
+def test_blas_threads_restores_the_count():
+    before = perf.blas_num_threads()
+    if before is None:
+        pytest.skip("numpy does not use OpenBLAS here; there is no thread count to set")
+    with perf.blas_threads(1):
+        assert perf.blas_num_threads() == 1
+        np.ones((64, 64)) @ np.ones((64, 64))
+    assert perf.blas_num_threads() == before
+    with pytest.raises(RuntimeError), perf.blas_threads(1):
+        raise RuntimeError("the block fails")
+    assert perf.blas_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_bad_counts(bad):
+    with pytest.raises(ValueError, match="set_num_threads: expected a positive integer"):
+        perf.set_num_threads(bad)
+
+
+def test_thread_count_follows_the_environment(monkeypatch):
+    for name in perf._THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert perf._default_num_threads() == 3
+    monkeypatch.setenv("TINYGRAD_LITE_NUM_THREADS", "1")
+    assert perf._default_num_threads() == 1
+    monkeypatch.setenv("TINYGRAD_LITE_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="TINYGRAD_LITE_NUM_THREADS must be a positive integer, got 'many'"):
+        perf._default_num_threads()
+
+
+@pytest.fixture
+def threads_in_use(two_threads, monkeypatch):
+    """As if GELU or attention had just split work across our threads: products split too."""
+    monkeypatch.setattr(perf, "_SHARING_SECONDS", float("inf"))
+    monkeypatch.setattr(perf, "_last_shared", 0.0)
+
+
+@pytest.mark.parametrize("shape", [(300, 200, 100), (7, 3, 5), (2000, 64, 40), (40, 64, 2000)])
+def test_split_matmul_equals_numpy(threads_in_use, shape, monkeypatch):
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    splits = []
+    split = perf._split
+    monkeypatch.setattr(perf, "_split", lambda work, n, min_items: splits.append(n) or split(work, n, min_items))
+    np.testing.assert_allclose(perf.matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(perf.matmul(b.T, a.T), b.T @ a.T, rtol=1e-12, atol=1e-12)  # transposed views
+    big = m * k * n >= perf._MATMUL_MIN_FLOPS
+    assert splits == ([max(m, n)] * 2 if big else [])  # along the longer side: rows of a or columns of b
+
+
+def test_products_use_our_threads_only_while_they_are_in_use(two_threads, monkeypatch):
+    monkeypatch.setattr(perf, "_last_shared", -float("inf"))
+    splits = []
+    split = perf._split
+    monkeypatch.setattr(perf, "_split", lambda work, n, min_items: splits.append(n) or split(work, n, min_items))
+    a = np.ones((400, 200))
+    perf.matmul(a, a.T)
+    assert splits == []  # OpenBLAS's own threads, as hand-written numpy
+    perf.split_across_cores(lambda part: None, 10)
+    perf.matmul(a, a.T)
+    assert splits == [10, 400]
+
+
+def test_large_linear_and_matmul_gradients_on_two_threads(threads_in_use):
+    """Big enough to take the split path: gradients still match finite differences."""
+    rng = np.random.default_rng(1)
+    x = Tensor(rng.standard_normal((300, 120)), requires_grad=True, dtype=np.float64)
+    w = Tensor(rng.standard_normal((130, 120)), requires_grad=True, dtype=np.float64)
+    b = Tensor(rng.standard_normal(130), requires_grad=True, dtype=np.float64)
+    assert 300 * 120 * 130 >= perf._MATMUL_MIN_FLOPS
+    assert gradcheck(lambda x, w, b: F.linear(x, w, b), x, w, b, fast=True)
+    assert gradcheck(lambda x, w: x @ w.T, x, w, fast=True)
+
+
+def test_gelu_in_many_blocks_matches_the_formula(two_threads):
+    rng = np.random.default_rng(2)
+    x = Tensor(rng.standard_normal((700, 500)) * 3, requires_grad=True, dtype=np.float64)
+    assert x.size > 2 * (1 << 17)  # several blocks on each thread
+    y = x.gelu()
+    d = x.data
+    inner = np.sqrt(2 / np.pi) * (d + 0.044715 * d**3)
+    np.testing.assert_allclose(y.data, 0.5 * d * (1 + np.tanh(inner)), rtol=1e-12, atol=1e-12)
+    upstream = rng.standard_normal(x.shape)
+    y.backward(upstream)
+    t = np.tanh(inner)
+    slope = 0.5 * (1 + t) + 0.5 * d * (1 - t**2) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * d**2)
+    np.testing.assert_allclose(x.grad.data, upstream * slope, rtol=1e-12, atol=1e-12)
