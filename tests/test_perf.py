@@ -153,3 +153,16 @@ def test_gelu_in_many_blocks_matches_the_formula(two_threads):
     t = np.tanh(inner)
     slope = 0.5 * (1 + t) + 0.5 * d * (1 - t**2) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * d**2)
     np.testing.assert_allclose(x.grad.data, upstream * slope, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("in_use", [False, True])
+def test_matmuls_computes_each_listed_product(two_threads, monkeypatch, in_use):
+    monkeypatch.setattr(perf, "_last_shared", 0.0 if in_use else -float("inf"))
+    monkeypatch.setattr(perf, "_SHARING_SECONDS", float("inf"))
+    rng = np.random.default_rng(3)
+    a, b, c = rng.standard_normal((50, 30)), rng.standard_normal((30, 20)), rng.standard_normal((20, 40))
+    first, skipped, second = perf.matmuls((a, b), None, (b, c))
+    assert skipped is None
+    np.testing.assert_allclose(first, a @ b, rtol=1e-12)
+    np.testing.assert_allclose(second, b @ c, rtol=1e-12)
+    assert perf.matmuls(None, None) == [None, None]

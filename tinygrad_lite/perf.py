@@ -233,7 +233,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     call, a large 2-D one (M, K) @ (K, N) split across our threads along M or N,
     whichever halves the larger operand.
     """
-    if time.perf_counter() - _last_shared > _SHARING_SECONDS:
+    if not _threads_in_use():
         return a @ b
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < _MATMUL_MIN_FLOPS:
         with blas_threads(1):
@@ -244,3 +244,30 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     else:
         _split(lambda cols: np.matmul(a, b[:, cols], out=out[:, cols]), b.shape[1], min_items=8)
     return out
+
+
+def matmuls(*pairs: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray | None]:
+    """[a @ b for (a, b) in pairs] for independent products (a Linear layer's two gradients); None gives None.
+
+    While our threads are in use, the products run at once, one per thread: each at
+    one-thread speed without packing any operand twice, which beats splitting each
+    product when they are small. Otherwise they run one after another through `matmul`.
+    """
+    todo = [i for i, pair in enumerate(pairs) if pair is not None]
+    results: list[np.ndarray | None] = [None] * len(pairs)
+    if len(todo) < 2 or _num_threads < 2 or not _threads_in_use():
+        for i in todo:
+            results[i] = matmul(*pairs[i])
+        return results
+
+    def products(part: slice) -> None:
+        for i in todo[part]:
+            a, b = pairs[i]
+            results[i] = a @ b
+
+    _split(products, len(todo), min_items=1)
+    return results
+
+
+def _threads_in_use() -> bool:
+    return time.perf_counter() - _last_shared <= _SHARING_SECONDS

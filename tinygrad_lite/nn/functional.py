@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..perf import blas_threads, matmul
+from ..perf import blas_threads, matmul, matmuls
 from ..tensor import Function, Tensor
 from .attention import scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
 
@@ -36,10 +36,10 @@ class Linear(Function):
         x, w = self.x, self.weight
         g2 = g.reshape(-1, w.shape[0])
         needs = self.needs_input_grad
-        gx = matmul(g2, w).reshape(x.shape) if needs[0] else None
-        gw = matmul(g2.T, x.reshape(-1, w.shape[1])) if needs[1] else None
+        # dL/dx = g W and dL/dW = gᵀ x, at once on two cores where that pays
+        gx, gw = matmuls((g2, w) if needs[0] else None, (g2.T, x.reshape(-1, w.shape[1])) if needs[1] else None)
         gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
-        return (gx, gw, gb)[:len(needs)]
+        return (None if gx is None else gx.reshape(x.shape), gw, gb)[:len(needs)]
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
