@@ -200,9 +200,8 @@ def _split(work: Callable[[slice], None], n: int, min_items: int) -> bool:
 def split_in_blocks(work: Callable[[slice], None], n: int, block: int = 1 << 17) -> None:
     """`work(part)` over range(n) in parts of at most `block` items, the parts shared evenly among the cores.
 
-    Every part but the last has the same length, so `part.start // len(part)` numbers it. For a
-    chain of in-place ufuncs over large arrays: each part stays in the core's cache through
-    the whole chain instead of streaming every step through memory.
+    For a chain of in-place ufuncs over large arrays: each part stays in the core's
+    cache through the whole chain instead of streaming every step through memory.
     """
     threads = max(1, min(_num_threads, n))
     count = -(-n // max(block, 1))
@@ -222,8 +221,8 @@ _SHARING_SECONDS = 1.0  # how long after our threads last split work they count 
 _last_shared = -math.inf  # when split_across_cores last ran parts in several threads
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b for the engine's ops, on OpenBLAS's threads or on ours, whichever pays.
+def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """a @ b (+ bias, broadcast over rows) for the engine's ops, on OpenBLAS's threads or on ours, whichever pays.
 
     OpenBLAS's helper threads spin for about a tenth of a second after every
     product they share. That makes its products fast when nothing else runs (the
@@ -231,18 +230,25 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     attention, the spinning takes their core (measured: a third off their speed).
     So once our threads are in use, every product runs on one BLAS thread per
     call, a large 2-D one (M, K) @ (K, N) split across our threads along M or N,
-    whichever halves the larger operand.
+    whichever halves the larger operand; each thread adds the bias to its part.
     """
     if not _threads_in_use():
-        return a @ b
+        return _plus(a @ b, bias)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < _MATMUL_MIN_FLOPS:
         with blas_threads(1):
-            return a @ b
+            return _plus(a @ b, bias)
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
     if a.shape[0] >= b.shape[1]:
-        _split(lambda rows: np.matmul(a[rows], b, out=out[rows]), a.shape[0], min_items=8)
+        _split(lambda rows: _plus(np.matmul(a[rows], b, out=out[rows]), bias), a.shape[0], min_items=8)
     else:
-        _split(lambda cols: np.matmul(a, b[:, cols], out=out[:, cols]), b.shape[1], min_items=8)
+        _split(lambda cols: _plus(np.matmul(a, b[:, cols], out=out[:, cols]), None if bias is None else bias[cols]),
+               b.shape[1], min_items=8)
+    return out
+
+
+def _plus(out: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    if bias is not None:
+        out += bias
     return out
 
 

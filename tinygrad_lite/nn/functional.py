@@ -27,9 +27,7 @@ class Linear(Function):
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
-        out = matmul(x.reshape(-1, x.shape[-1]), weight.T)
-        if bias is not None:
-            out += bias
+        out = matmul(x.reshape(-1, x.shape[-1]), weight.T, bias)
         return out.reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g):
