@@ -163,3 +163,20 @@ def test_matmuls_computes_each_listed_product(two_threads, monkeypatch, in_use):
     np.testing.assert_allclose(first, a @ b, rtol=1e-12)
     np.testing.assert_allclose(second, b @ c, rtol=1e-12)
     assert perf.matmuls(None, None) == [None, None]
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_split_by_rows_matches_the_formula(two_threads, affine):
+    rng = np.random.default_rng(4)
+    x = Tensor(rng.standard_normal((600, 7)) * 2 + 1, requires_grad=True, dtype=np.float64)
+    assert len(x) >= 2 * F._MIN_ROWS_PER_THREAD  # the two-thread path
+    w = Tensor(rng.standard_normal(7), requires_grad=True, dtype=np.float64) if affine else None
+    b = Tensor(rng.standard_normal(7), requires_grad=True, dtype=np.float64) if affine else None
+    out = F.layer_norm(x, 7, w, b)
+    mean, var = x.data.mean(axis=1, keepdims=True), x.data.var(axis=1, keepdims=True)
+    expected = (x.data - mean) / np.sqrt(var + 1e-5)
+    if affine:
+        expected = expected * w.data + b.data
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+    inputs = (x, w, b) if affine else (x,)
+    assert gradcheck(lambda *t: F.layer_norm(t[0], 7, *t[1:]), *inputs, fast=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..perf import blas_threads, matmul, matmuls
+from ..perf import blas_threads, matmul, matmuls, split_across_cores
 from ..tensor import Function, Tensor
 from .attention import scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
 
@@ -168,42 +168,65 @@ def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 
 class LayerNorm(Function):
-    """Normalise over the last `ndim` axes, then scale and shift; forward and backward in one pass each."""
+    """Normalise over the last `ndim` axes, then scale and shift: one fused op each way, the rows shared
+    among the cores (`perf.split_across_cores`)."""
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
         features = math.prod(x.shape[x.ndim - ndim:])
         x2 = x.reshape(-1, features)
-        xhat = x2 - (np.einsum("ij->i", x2) / features)[:, None]  # einsum: 3x faster row sums than mean()
-        var = np.einsum("ij,ij->i", xhat, xhat)[:, None] / features
-        self.rstd = rstd = 1.0 / np.sqrt(var + eps)
-        xhat *= rstd
-        self.xhat, self.weight = xhat, weight
-        out = xhat.copy() if weight is None else xhat * weight.reshape(-1)
-        if bias is not None:
-            out += bias.reshape(-1)
+        w = None if weight is None else weight.reshape(-1)
+        b = None if bias is None else bias.reshape(-1)
+        xhat, out = np.empty_like(x2), np.empty_like(x2)
+        rstd = np.empty((len(x2), 1), dtype=x2.dtype)
+
+        def rows(r: slice) -> None:
+            xh = xhat[r]
+            np.subtract(x2[r], (np.einsum("ij->i", x2[r]) / features)[:, None], out=xh)  # einsum: fast row sums
+            var = np.einsum("ij,ij->i", xh, xh)[:, None] / features
+            np.divide(1.0, np.sqrt(var + eps), out=rstd[r])
+            xh *= rstd[r]
+            if w is None:
+                out[r] = xh
+            else:
+                np.multiply(xh, w, out=out[r])
+            if b is not None:
+                out[r] += b
+
+        split_across_cores(rows, len(x2), min_items=_MIN_ROWS_PER_THREAD)
+        self.xhat, self.rstd, self.weight = xhat, rstd, weight
         return out.reshape(x.shape)
 
     def backward(self, g):
-        xhat, w, rstd = self.xhat, self.weight, self.rstd
+        xhat, weight, rstd = self.xhat, self.weight, self.rstd
         features = xhat.shape[1]
         g2 = g.reshape(xhat.shape)
         needs = self.needs_input_grad
         grads = [None] * len(needs)
         if len(needs) > 1 and needs[1]:
-            grads[1] = np.einsum("ij,ij->j", g2, xhat).reshape(w.shape)
+            grads[1] = np.einsum("ij,ij->j", g2, xhat).reshape(weight.shape)
         if len(needs) > 2 and needs[2]:
-            grads[2] = g2.sum(axis=0).reshape(w.shape)
+            grads[2] = g2.sum(axis=0).reshape(weight.shape)
         if needs[0]:
-            # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w
-            gxhat = g2 if w is None else g2 * w.reshape(-1)
-            mean_g = np.einsum("ij->i", gxhat)[:, None] / features
-            mean_gx = np.einsum("ij,ij->i", gxhat, xhat)[:, None] / features
-            gx = xhat * -mean_gx
-            gx += gxhat
-            gx -= mean_g
-            gx *= rstd
+            w = None if weight is None else weight.reshape(-1)
+            gx = np.empty_like(xhat)
+
+            def rows(r: slice) -> None:
+                # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w
+                gxhat = g2[r] if w is None else g2[r] * w
+                mean_g = np.einsum("ij->i", gxhat)[:, None] / features
+                mean_gx = np.einsum("ij,ij->i", gxhat, xhat[r])[:, None] / features
+                d = gx[r]
+                np.multiply(xhat[r], -mean_gx, out=d)
+                d += gxhat
+                d -= mean_g
+                d *= rstd[r]
+
+            split_across_cores(rows, len(xhat), min_items=_MIN_ROWS_PER_THREAD)
             grads[0] = gx.reshape(g.shape)
         return tuple(grads)
+
+
+_MIN_ROWS_PER_THREAD = 256  # below this a second thread costs more than it saves
 
 
 def layer_norm(x: Tensor, normalized_shape: int | tuple[int, ...], weight: Tensor | None = None,
