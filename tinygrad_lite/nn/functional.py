@@ -34,9 +34,10 @@ class Linear(Function):
         x, w = self.x, self.weight
         g2 = g.reshape(-1, w.shape[0])
         needs = self.needs_input_grad
-        # dL/dx = g W and dL/dW = gᵀ x, at once on two cores where that pays
-        gx, gw = matmuls((g2, w) if needs[0] else None, (g2.T, x.reshape(-1, w.shape[1])) if needs[1] else None)
-        gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        # dL/dx = g W, dL/dW = gᵀ x and dL/db = 1ᵀ g (the sum of g's rows), at once on two cores where that pays
+        gx, gw, gb = matmuls((g2, w) if needs[0] else None,
+                             (g2.T, x.reshape(-1, w.shape[1])) if needs[1] else None,
+                             (np.ones(len(g2), dtype=g2.dtype), g2) if len(needs) > 2 and needs[2] else None)
         return (None if gx is None else gx.reshape(x.shape), gw, gb)[:len(needs)]
 
 
