@@ -85,6 +85,10 @@ def test_thread_count_follows_the_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     assert perf._default_num_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # OpenMP's nested form: the outer level counts
+    assert perf._default_num_threads() == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "auto")  # not ours to judge: the next variable decides
+    assert perf._default_num_threads() == 3
     monkeypatch.setenv("TINYGRAD_LITE_NUM_THREADS", "1")
     assert perf._default_num_threads() == 1
     monkeypatch.setenv("TINYGRAD_LITE_NUM_THREADS", "many")
@@ -180,3 +184,18 @@ def test_layer_norm_split_by_rows_matches_the_formula(two_threads, affine):
     np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
     inputs = (x, w, b) if affine else (x,)
     assert gradcheck(lambda *t: F.layer_norm(t[0], 7, *t[1:]), *inputs, fast=True)
+
+
+def test_a_forked_child_can_still_split_work(two_threads):
+    import multiprocessing
+
+    perf.split_across_cores(lambda part: None, 10)  # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        assert pool.apply_async(_split_in_child).get(timeout=30) == 10
+
+
+def _split_in_child() -> int:
+    seen = []
+    perf.split_across_cores(lambda part: seen.append(part.stop - part.start), 10)
+    return sum(seen)

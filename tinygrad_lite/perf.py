@@ -121,11 +121,13 @@ def _default_num_threads() -> int:
     """The first of the thread-count variables that is set (as PyTorch follows OMP_NUM_THREADS), else the cores."""
     for name in _THREAD_VARIABLES:
         value = os.environ.get(name, "").strip()
-        if value:
-            try:
-                return max(1, int(value))
-            except ValueError:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+        if not value:
+            continue
+        first = value.split(",")[0]  # OpenMP allows a list per nesting level: "4,2"
+        if first.isdigit() and int(first) > 0:
+            return int(first)
+        if name == _THREAD_VARIABLES[0]:  # ours: say so; another library's odd value is that library's business
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -134,6 +136,15 @@ def _default_num_threads() -> int:
 
 _num_threads = _default_num_threads()
 _pool: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of the parent's threads: it starts its own pool when needed
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 _inside = threading.local()  # set while this thread runs a part: nested splits run serially
 
 
