@@ -174,7 +174,8 @@ def main() -> None:
                                        lr=1e-3, betas=(0.9, 0.99))
             tbatches = [(torch.from_numpy(x.data), torch.from_numpy(y.data)) for x, y in batches]
             runs.append((functools.partial(torch_step, tmodel, toptim), tbatches))
-        ours, theirs = (median_ms(runs, args.warmup, args.steps) + [float("nan")])[:2]
+        times = median_ms(runs, args.warmup, args.steps)
+        ours, theirs = times[0], (times[1] if torch is not None else float("nan"))
         peak = peak_step_mib(functools.partial(engine_step, model, optimizer), batches[0])
         ratio = ours / theirs
         print(f"{name:34s} {ours:11.1f} ms {theirs:7.1f} ms {ratio:6.2f}x {TARGETS[name]:6.1f}x {peak:9.1f}")

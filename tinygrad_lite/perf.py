@@ -136,6 +136,7 @@ def _default_num_threads() -> int:
 
 _num_threads = _default_num_threads()
 _pool: ThreadPoolExecutor | None = None
+_inside = threading.local()  # set while this thread runs a part: nested splits run serially
 
 
 def _forget_pool() -> None:
@@ -145,7 +146,6 @@ def _forget_pool() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
-_inside = threading.local()  # set while this thread runs a part: nested splits run serially
 
 
 def get_num_threads() -> int:
@@ -264,7 +264,7 @@ def _plus(out: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
 
 
 def matmuls(*pairs: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray | None]:
-    """[a @ b for (a, b) in pairs] for independent products (a Linear layer's two gradients); None gives None.
+    """[a @ b for (a, b) in pairs] for independent products (a Linear layer's gradients); None gives None.
 
     While our threads are in use, the products run at once, one per thread: each at
     one-thread speed without packing any operand twice, which beats splitting each

@@ -58,7 +58,7 @@ def dropout_keep(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -
 
 class ScaledDotProductAttention(Function):
     """The fused op. Both passes run on parts of the batch at once (see `perf.split_across_cores`), and
-    causal attention skips the blocks above the diagonal (see `_causal_blocks`)."""
+    causal attention skips the blocks above the diagonal (see `_blocks`)."""
 
     def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, rng=None):
         scale = 1.0 / math.sqrt(q.shape[-1])
@@ -104,7 +104,6 @@ class ScaledDotProductAttention(Function):
 
         def work(part: slice) -> None:
             qp, kp, vp, pp, gp = q[part], k[part], v[part], probs[part], g[part]
-            dropped = pp if keep is None else pp * keep[part]
             if need_q or need_k:
                 total = np.einsum("...i,...i->...", gp, out[part])[..., None]  # D = rowsum(dP * P)
                 dscores = np.empty_like(pp)  # only the blocks the forward computed are filled and read
@@ -118,6 +117,7 @@ class ScaledDotProductAttention(Function):
                     d *= scale
                     if need_q:
                         np.matmul(d, kp[..., :c1, :], out=dq[part][..., r0:r1, :])
+            dropped = pp if keep is None or not need_v else pp * keep[part]
             for c0, c1, r0 in cols:  # keys c0:c1 are attended by query rows r0: only
                 if need_k:
                     np.matmul(np.swapaxes(dscores[..., r0:, c0:c1], -1, -2), qp[..., r0:, :],
