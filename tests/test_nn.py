@@ -120,3 +120,33 @@ def test_train_eval_propagates_and_zero_grad():
     assert model[0].weight.grad is not None
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_buffers_are_saved_but_not_trained():
+    from tinygrad_lite.nn import Module
+
+    class Counter(Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2, seed=0)
+            self.register_buffer("count", Tensor(np.zeros(2, dtype=np.float32)))
+            self.register_buffer("scratch", Tensor(np.ones(1, dtype=np.float32)), persistent=False)
+
+    m = Counter()
+    assert [n for n, _ in m.named_buffers()] == ["count", "scratch"]
+    assert all(p is not m.count for p in m.parameters())
+    assert sorted(m.state_dict()) == ["count", "lin.bias", "lin.weight"]
+    m.count = Tensor(np.full(2, 3.0, dtype=np.float32))  # reassigning keeps it a buffer
+    state = m.state_dict()
+    fresh = Counter()
+    fresh.load_state_dict(state)
+    np.testing.assert_array_equal(fresh.count.data, [3.0, 3.0])
+    with pytest.raises(TypeError, match="buffer 'count' must be a Tensor"):
+        m.count = np.zeros(2)
+
+
+def test_apply_visits_children_then_self():
+    seen = []
+    model = nn.Sequential(nn.Linear(2, 3, seed=0), nn.ReLU())
+    assert model.apply(lambda m: seen.append(type(m).__name__)) is model
+    assert seen == ["Linear", "ReLU", "Sequential"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -36,12 +36,21 @@ class Module:
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        if name in self._buffers:  # `self.running_mean = new` keeps it a buffer, as in PyTorch
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"{type(self).__name__}: buffer {name!r} must be a Tensor or None, "
+                                f"got {type(value).__name__}")
+            self._buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -52,8 +61,23 @@ class Module:
 
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A tensor the module keeps but does not train (batch norm's running statistics): in `state_dict`
+        unless `persistent=False`, never in `parameters()`."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: the name must be a non-empty string without dots, got {name!r}")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"register_buffer: {type(self).__name__} already has an attribute {name!r}")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: buffer {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, tensor)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
@@ -107,6 +131,23 @@ class Module:
         """Every parameter once, in `named_parameters` order."""
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        """Every buffer (not None), with dotted names."""
+        for path, module in self.named_modules():
+            for name, b in module._buffers.items():
+                if b is not None:
+                    yield (f"{path}.{name}" if path else name), b
+
+    def buffers(self) -> list[Tensor]:
+        return [b for _, b in self.named_buffers()]
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call `fn` on every sub-module, then on this one (as PyTorch: `model.apply(init_weights)`)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
@@ -126,13 +167,19 @@ class Module:
             p.grad = None
 
     # ---- state ----------------------------------------------------------------------------
+    def _persistent_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        for path, module in self.named_modules():
+            for name, b in module._buffers.items():
+                if b is not None and name not in module._non_persistent:
+                    yield (f"{path}.{name}" if path else name), b
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter's array, by dotted name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """Copies of every parameter's and persistent buffer's array, by dotted name."""
+        return {name: t.data.copy() for name, t in [*self.named_parameters(), *self._persistent_buffers()]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load arrays by name; a missing or unexpected key or a shape mismatch is an error."""
-        own = dict(self.named_parameters())
+        own = dict([*self.named_parameters(), *self._persistent_buffers()])
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
