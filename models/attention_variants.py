@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from tinygrad_lite import Tensor, nn
-from tinygrad_lite.nn.attention import Seed, dropout_keep
+from tinygrad_lite.nn.attention import Seed, dropout_mask
 
 ShapeFn = Callable[[int, int], tuple[int, ...]]  # (n_head, head_size) -> a parameter's shape
 
@@ -183,7 +183,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, score: str = "dot", mask: str = "
         raise ValueError(f"attention: score {score!r} needs parameters {sorted(spec.params)}, got {sorted(params)}")
     weights = masked_softmax(spec.fn(q, k, **params), MASKS[mask](q.shape[-2]))  # (B, nh, T, T)
     if dropout_p > 0.0:
-        weights = weights * Tensor(dropout_keep(weights.shape, dropout_p, rng, weights.dtype), dtype=weights.dtype)
+        weights = weights * dropout_mask(weights.shape, dropout_p, rng, weights.dtype)
     return weights @ v
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinygrad_lite import Tensor, gradcheck
+from tinygrad_lite import Tensor, gradcheck, gradgradcheck
 
 MAX_SIDE = 5
 MAX_SIZE = 48  # elements per operand: the full Jacobian costs ~2 forwards per input element
@@ -89,8 +89,9 @@ def distinct_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     return st.permutations(range(n)).map(build)
 
 
-def check_grad(fn: Callable[..., Tensor], *inputs: np.ndarray | Tensor, **kwargs: object) -> None:
-    """Run `fn` through gradcheck at the default tolerances (arrays become float64 leaves).
+def check_grad(fn: Callable[..., Tensor], *inputs: np.ndarray | Tensor, second_order: bool = True,
+               **kwargs: object) -> None:
+    """Run `fn` through gradcheck and gradgradcheck at the default tolerances (arrays become float64 leaves).
 
     The output must be finite: a NaN compares as "close" to nothing and would hide a broken case.
     """
@@ -98,3 +99,5 @@ def check_grad(fn: Callable[..., Tensor], *inputs: np.ndarray | Tensor, **kwargs
     out = fn(*leaves)
     assert np.all(np.isfinite(out.data)), f"non-finite output {out.data} for inputs {[t.data for t in leaves]}"
     assert gradcheck(fn, *leaves, **kwargs)
+    if second_order:
+        assert gradgradcheck(fn, *leaves, **kwargs)

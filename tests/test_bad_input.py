@@ -130,7 +130,7 @@ CASES: list[tuple[str, Thunk, type[Exception], list[str]]] = [
      ValueError, ["GPTConfig.from_dict", "unknown keys ['n_kv_head']", "'vocab_size'"]),
     ("gpt-block-size-exceeded", lambda tmp: gpt()(Tensor(np.zeros((1, 5), np.int64))),
      ValueError, ["GPT", "length 5", "block_size 4"]),
-    ("gpt-float-ids", lambda tmp: gpt()(Tensor(np.zeros((1, 3)))), ValueError, ["GPT", "integer", "float32"]),
+    ("gpt-float-ids", lambda tmp: gpt()(Tensor(np.zeros((1, 3)))), ValueError, ["GPT", "integer", "float64"]),
     ("gpt-ids-rank", lambda tmp: gpt()(ids(0, 1, 2)), ValueError, ["GPT", "(B, T)", "shape (3,)"]),
     ("gpt-token-outside-vocab", lambda tmp: gpt()(Tensor(np.full((1, 3), 7))),
      IndexError, ["embedding", "id 7", "5 embeddings"]),

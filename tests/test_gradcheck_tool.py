@@ -171,9 +171,9 @@ class TwoLayer(Module):
     def __init__(self, n_in: int, hidden: int, n_out: int, wrong: bool = False):
         super().__init__()
         rng = np.random.default_rng(0)
-        self.w1 = Parameter(rng.standard_normal((n_in, hidden)) / np.sqrt(n_in))
-        self.b1 = Parameter(np.zeros(hidden))
-        self.w2 = Parameter(rng.standard_normal((hidden, n_out)) / np.sqrt(hidden))
+        self.w1 = Parameter((rng.standard_normal((n_in, hidden)) / np.sqrt(n_in)).astype(np.float32))
+        self.b1 = Parameter(np.zeros(hidden, dtype=np.float32))
+        self.w2 = Parameter((rng.standard_normal((hidden, n_out)) / np.sqrt(hidden)).astype(np.float32))
         self.wrong = wrong
 
     def forward(self, x: Tensor) -> Tensor:
@@ -189,7 +189,8 @@ def squared_loss(model: Module, batch: tuple[Tensor, Tensor]) -> Tensor:
 
 def batch(n_in: int = 5, n_out: int = 2) -> tuple[Tensor, Tensor]:
     rng = np.random.default_rng(1)
-    return Tensor(rng.standard_normal((4, n_in))), Tensor(rng.standard_normal((4, n_out)))
+    return (Tensor(rng.standard_normal((4, n_in)).astype(np.float32)),
+            Tensor(rng.standard_normal((4, n_out)).astype(np.float32)))
 
 
 def test_check_model_passes_a_correct_model_with_one_row_per_parameter():

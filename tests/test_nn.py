@@ -36,7 +36,7 @@ def test_linear_forward_matches_pytorch_and_names_widths_on_error():
     t = torch.nn.Linear(4, 3)
     t.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
     np.testing.assert_allclose(layer(Tensor(x)).data, t(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match=r"expected input with last dimension 4, got input of shape \(2, 7\)"):
+    with pytest.raises(ValueError, match=r"last dimension 4 \(in_features\), got input of shape \(2, 7\)"):
         layer(Tensor(np.zeros((2, 7), dtype=np.float32)))
 
 

@@ -134,7 +134,7 @@ def test_reductions_agree_with_numpy(shape, data, keepdims):
     axis = tuple(data.draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=len(shape),
                                     unique_by=lambda a: a % len(shape))))
     t = t64(x)
-    for op, ref in (("sum", np.sum), ("mean", np.mean), ("max", np.max), ("min", np.min)):
+    for op, ref in (("sum", np.sum), ("mean", np.mean), ("amax", np.max), ("amin", np.min)):
         np.testing.assert_allclose(getattr(t, op)(axis=axis, keepdims=keepdims).data,
                                    ref(x, axis=axis, keepdims=keepdims), rtol=1e-12, atol=1e-12)
     count = math.prod(shape[a] for a in normalize_axis("var", axis, len(shape)))

@@ -63,7 +63,7 @@ class TwoLayer(Module):
 
 def recorded_two_layer():
     model = TwoLayer()
-    x = Tensor(np.ones((2, 4)), name="x")
+    x = Tensor(np.ones((2, 4), dtype=np.float32), name="x")
     with viz.record(model):
         out = model(x)
     return model, x, out.square().mean()
@@ -73,8 +73,8 @@ def recorded_two_layer():
 
 
 def test_expression_nodes_edges_and_labels():
-    a = Tensor(np.ones((2, 3)), requires_grad=True, name="a")
-    b = Tensor(np.ones((3,)), requires_grad=True, name="b")
+    a = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True, name="a")
+    b = Tensor(np.ones((3,), dtype=np.float32), requires_grad=True, name="b")
     out = ((a * b).sum(axis=1)).softmax(axis=-1)
     dot = viz.draw_graph(out)
     labels = nodes(dot)
@@ -132,7 +132,7 @@ def test_names_from_argument_and_model_and_roles_coloured_with_legend():
 
 
 def test_op_labels_read_like_the_code():
-    x = Tensor(np.ones((2, 6)), requires_grad=True)
+    x = Tensor(np.ones((2, 6), dtype=np.float32), requires_grad=True)
     dot = viz.draw_graph([x[:, 2:4], x.astype(np.float64), x.sum(axis=None, keepdims=True)])
     assert {"getitem[:, 2:4]", "cast(float64)", "sum(axis=(0, 1), keepdims=True)"} <= set(nodes(dot).values())
 
@@ -207,10 +207,10 @@ def test_module_called_twice_gives_two_calls():
 
     model = Twice()
     with viz.record(model):
-        out = model(Tensor(np.ones((1, 3))))
+        out = model(Tensor(np.ones((1, 3), dtype=np.float32)))
     dot = viz.draw_graph(out, depth=1)
     assert len([label for label in nodes(dot).values() if label.startswith("inner (Affine)")]) == 2
-    assert len(viz.trace(model, Tensor(np.ones((1, 3)))).find("inner")) == 2
+    assert len(viz.trace(model, Tensor(np.ones((1, 3), dtype=np.float32))).find("inner")) == 2
 
 
 def test_recording_costs_nothing_outside_and_survives_errors():
@@ -224,7 +224,7 @@ def test_recording_costs_nothing_outside_and_survives_errors():
         model.layers[2](Tensor([1.0]))
     assert _ModuleStack.recording == 0 and _ModuleStack.listeners == [] and _ModuleStack.active == []
     assert [s.path for s in rec.steps] == ["layers.2"]
-    out = model(Tensor(np.ones((2, 4))))  # outside: no tags
+    out = model(Tensor(np.ones((2, 4), dtype=np.float32)))  # outside: no tags
     assert viz._op_calls.get(out._ctx) is None
 
 
@@ -337,7 +337,7 @@ def test_trace_of_gpt_has_the_expected_shape_at_every_step():
     assert io("lm_head") == ([(B, T, C)], [(B, T, V)])
     # parameter counts: the model's own, and the blocks add up
     assert table.find("")[0].num_parameters == model.num_parameters()
-    assert table.find("h.0")[0].num_parameters == sum(p.size for n, p in model.named_parameters()
+    assert table.find("h.0")[0].num_parameters == sum(p.numel() for n, p in model.named_parameters()
                                                       if n.startswith("h.0."))
     # rows carry the forward's variable names, as in the code
     assert [r.variable for r in table.find("h.0.attn", "permute")] == ["q", "k", "v", ""]
@@ -350,7 +350,7 @@ def test_trace_of_gpt_has_the_expected_shape_at_every_step():
 
 
 def test_trace_text_and_markdown_are_aligned_tables():
-    table = viz.trace(TwoLayer(), Tensor(np.ones((2, 4))))
+    table = viz.trace(TwoLayer(), Tensor(np.ones((2, 4), dtype=np.float32)))
     lines = str(table).splitlines()
     assert lines[0].split() == ["module", "op", "inputs", "output", "params"]
     assert len(lines) == len(table) + 1 == 1 + 8  # the model, 2 × (call, matmul, add), relu
@@ -362,7 +362,7 @@ def test_trace_text_and_markdown_are_aligned_tables():
     top = table[:2]
     assert isinstance(top, viz.Trace)
     assert [line.split() for line in str(top).splitlines()] == [line.split() for line in lines[:3]]
-    modules_only = viz.trace(TwoLayer(), Tensor(np.ones((2, 4))), ops=False, depth=0)
+    modules_only = viz.trace(TwoLayer(), Tensor(np.ones((2, 4), dtype=np.float32)), ops=False, depth=0)
     assert [(r.path, r.op) for r in modules_only] == [("", "TwoLayer")]
 
 

@@ -6,10 +6,10 @@
     >>> x.grad
 """
 
-from . import datasets, nn, ops, optim  # noqa: F401  (importing ops attaches every op to Tensor)
+from . import autograd, datasets, nn, ops, optim  # noqa: F401  (importing ops attaches every op to Tensor)
 from .anomaly import AnomalyError, detect_anomaly  # noqa: F401  (or TINYGRAD_LITE_DETECT_ANOMALY=1)
-from .functional import grad, jacobian, value_and_grad
-from .gradcheck import GradcheckError, check_model, gradcheck, gradcheck_report
+from .functional import grad, hessian, hvp, jacobian, jvp, value_and_grad
+from .gradcheck import GradcheckError, check_model, gradcheck, gradcheck_report, gradgradcheck
 from .io import load, save
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .viz import draw_graph, trace  # noqa: F401  (and `viz.record(model)` for module clusters)
@@ -18,7 +18,7 @@ cat = Tensor.cat
 stack = Tensor.stack
 where = Tensor.where
 
-__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError",
-           "cat", "stack", "where", "save", "load", "nn", "optim", "datasets",
-           "grad", "value_and_grad", "jacobian", "check_model", "gradcheck_report"]
+__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "gradgradcheck",
+           "GradcheckError", "cat", "stack", "where", "save", "load", "nn", "optim", "datasets", "autograd",
+           "grad", "value_and_grad", "jacobian", "hessian", "hvp", "jvp", "check_model", "gradcheck_report"]
 __version__ = "0.1.0"

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import tensor as _tensor
 from .nn.module import Module, _ModuleStack
-from .tensor import Function, Tensor
+from .tensor import Function, Indexed, Tensor
 
 ENV_VAR = "TINYGRAD_LITE_DETECT_ANOMALY"
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -109,7 +109,7 @@ def _input_notes(fn: Function, origin: _Origin) -> list[str]:
         if nan or inf:
             what = f"parameter {names[id(t)]!r}" if id(t) in names else ("a leaf tensor" if t._ctx is None
                                                                           else f"the output of {t._ctx.name}")
-            notes.append(f"input {i} ({what}, shape {t.shape}) already held {_describe(nan, inf, t.size)}"
+            notes.append(f"input {i} ({what}, shape {t.shape}) already held {_describe(nan, inf, t.numel())}"
                          + (": it was changed outside the graph (by an optimizer step or the data?)"
                             if t._ctx is None else ""))
     return notes
@@ -139,24 +139,25 @@ def _check_forward(fn: Function, out: Tensor) -> None:
             _bad_values(t.data)[1] for t in inputs if t._ctx is not None or not t.requires_grad)
         if nan or not deliberate:
             origin = _capture()
-            _raise(fn, "forward", _describe(nan, inf, out.size), [t.shape for t in inputs], out.shape, origin,
+            _raise(fn, "forward", _describe(nan, inf, out.numel()), [t.shape for t in inputs], out.shape, origin,
                    _input_notes(fn, origin))
     if out._ctx is not None:
         _origins[fn] = _capture()
 
 
-def _check_backward(fn: Function, grad_output: np.ndarray, grad_inputs: tuple) -> None:
+def _check_backward(fn: Function, grad_output: Tensor, grad_inputs: tuple) -> None:
     for i, g in enumerate(grad_inputs):
         if g is None:
             continue
-        nan, inf = _bad_values(g)
+        values = g.values.data if isinstance(g, Indexed) else g.data if isinstance(g, Tensor) else g
+        nan, inf = _bad_values(values)
         if nan or inf:
             origin = _origins.get(fn)
-            notes = [f"the gradient for input {i} (shape {g.shape}) is the bad one"]
-            if any(_bad_values(grad_output)):
+            notes = [f"the gradient for input {i} (shape {fn.parents[i].shape}) is the bad one"]
+            if any(_bad_values(grad_output.data)):
                 notes.append("the incoming gradient was already non-finite")
-            _raise(fn, "backward", _describe(nan, inf, g.size), [t.shape for t in fn.parents], grad_output.shape,
-                   origin, notes)
+            _raise(fn, "backward", _describe(nan, inf, values.size), [t.shape for t in fn.parents],
+                   grad_output.shape, origin, notes)
 
 
 _depth = 0  # how many detect_anomaly blocks (and the environment variable) hold the mode on

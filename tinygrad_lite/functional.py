@@ -4,6 +4,8 @@
     >>> grad(lambda x: (x * x).sum())(np.array([1.0, 2.0]))        # array([2., 4.])
     >>> value_and_grad(lambda x, y: (x * y).sum(), argnums=(0, 1))(a, b)
     >>> jacobian(lambda x: x.softmax())(np.array([0.0, 1.0]))      # (2, 2)
+    >>> hessian(lambda x: (x ** 3).sum())(np.array([1.0, 2.0]))     # diag(6x), by double backward
+    >>> hvp(f)(x, v)                                                # H v without forming H
 
 `f` takes Tensors and returns a Tensor; the transformed function takes
 ndarrays, Tensors or numbers and returns numpy arrays. The arguments being
@@ -20,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor, enable_grad, no_grad
+from . import autograd
+from .tensor import Tensor, enable_grad, graph_order, no_grad
 
 Argnums = int | tuple[int, ...]
 
@@ -65,6 +68,89 @@ def jacobian(f: Callable[..., Tensor], argnums: Argnums = 0) -> Callable[..., An
     return jacobian_f
 
 
+def hessian(f: Callable[..., Tensor], argnums: int = 0) -> Callable[..., np.ndarray]:
+    """The Hessian of scalar-valued `f` with respect to argument `argnums`, shaped `x.shape + x.shape`.
+
+    Computed by double backward: one gradient with `create_graph=True`, then one backward per
+    entry of it (meant for small arguments: the cost grows with the argument's size).
+    """
+
+    def hessian_f(*args: Any) -> np.ndarray:
+        positions = _positions("hessian", _single(argnums, "hessian"), len(args))
+        call_args, (x,) = _with_leaves("hessian", args, positions)
+        gx = _first_gradient("hessian", f, call_args, x)
+        flat = gx.reshape(-1)
+        rows = [autograd.grad(flat[i], [x], retain_graph=True, allow_unused=True)[0] for i in range(flat.shape[0])]
+        matrix = np.stack([np.zeros(x.shape, x.dtype) if r is None else r.data for r in rows]) if rows else (
+            np.zeros((0,) + x.shape, x.dtype))
+        return matrix.reshape(x.shape + x.shape)
+
+    return hessian_f
+
+
+def hvp(f: Callable[..., Tensor], argnums: int = 0) -> Callable[..., np.ndarray]:
+    """`hvp(f)(*args, v)`: the Hessian of scalar `f` at args times `v` (shaped like the argument), by double
+    backward (the gradient of gᵀv), in the time of about two gradients whatever the argument's size."""
+
+    def hvp_f(*args_and_v: Any) -> np.ndarray:
+        *args, v = args_and_v
+        positions = _positions("hvp", _single(argnums, "hvp"), len(args))
+        call_args, (x,) = _with_leaves("hvp", tuple(args), positions)
+        vector = _like("hvp", v, x)
+        gx = _first_gradient("hvp", f, call_args, x)
+        (hv,) = autograd.grad((gx * vector).sum(), [x], allow_unused=True)
+        return np.zeros(x.shape, x.dtype) if hv is None else hv.data
+
+    return hvp_f
+
+
+def jvp(f: Callable[..., Tensor], argnums: int = 0) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """`jvp(f)(*args, v)` -> (f(*args), J v): the forward-mode product, from two reverse passes (the
+    "double-vjp trick": u ↦ Jᵀu is linear in u, so the gradient of (Jᵀu)·v with respect to u is J v)."""
+
+    def jvp_f(*args_and_v: Any) -> tuple[np.ndarray, np.ndarray]:
+        *args, v = args_and_v
+        positions = _positions("jvp", _single(argnums, "jvp"), len(args))
+        call_args, (x,) = _with_leaves("jvp", tuple(args), positions)
+        vector = _like("jvp", v, x)
+        with enable_grad():
+            out = _call(f, call_args)
+        u = Tensor(np.zeros(out.shape, dtype=out.dtype), requires_grad=True)  # any value: Jᵀu is linear in u
+        (vjp,) = autograd.grad(out, [x], u, create_graph=True, allow_unused=True)
+        if vjp is None or not vjp.requires_grad:
+            return out.data, np.zeros(out.shape, out.dtype)
+        (jv,) = autograd.grad((vjp * vector).sum(), [u], allow_unused=True)
+        return out.data, np.zeros(out.shape, out.dtype) if jv is None else jv.data
+
+    return jvp_f
+
+
+def _single(argnums: Any, op: str) -> int:
+    if not isinstance(argnums, int) or isinstance(argnums, bool):
+        raise TypeError(f"{op}: argnums must be a single int, got {argnums!r}")
+    return argnums
+
+
+def _first_gradient(op: str, f: Callable[..., Tensor], call_args: list[Any], x: Tensor) -> Tensor:
+    """df/dx with a graph of its own (create_graph), for differentiating again."""
+    with enable_grad():
+        out = _call(f, call_args)
+    if out.numel() != 1:
+        raise ValueError(f"{op}: the function must return a one-element Tensor, got shape {out.shape}")
+    if not out.requires_grad:
+        return Tensor(np.zeros(x.shape, x.dtype))
+    (gx,) = autograd.grad(out, [x], create_graph=True, allow_unused=True)
+    return Tensor(np.zeros(x.shape, x.dtype)) if gx is None else gx
+
+
+def _like(op: str, v: Any, x: Tensor) -> Tensor:
+    """The direction `v` as a constant Tensor of x's shape and dtype."""
+    arr = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=x.dtype)
+    if arr.shape != x.shape:
+        raise ValueError(f"{op}: the direction v has shape {arr.shape}, but the argument has shape {x.shape}")
+    return Tensor(arr)
+
+
 # ---- the two primitives that gradcheck shares ------------------------------------------------
 def _vjp(fn: Callable[..., Tensor], tensors: tuple[Tensor, ...] | list[Tensor], cotangent: np.ndarray | None,
          op: str = "grad") -> tuple[np.ndarray, list[np.ndarray | None]]:
@@ -75,7 +161,7 @@ def _vjp(fn: Callable[..., Tensor], tensors: tuple[Tensor, ...] | list[Tensor], 
     """
     with enable_grad():
         out = _call(fn, tensors)
-    if cotangent is None and out.size != 1:
+    if cotangent is None and out.numel() != 1:
         raise ValueError(f"{op}: the function must return a one-element Tensor, got shape {out.shape} "
                          f"(use jacobian for vector outputs)")
     others = [t for t in _leaves(out) if all(t is not own for own in tensors)]
@@ -99,8 +185,8 @@ def _analytic_jacobians(fn: Callable[..., Tensor], tensors: tuple[Tensor, ...] |
     """The output's shape and, per tensor, its Jacobian as an (n_out, n_in) matrix (None without grad)."""
     with no_grad():
         out = _call(fn, tensors)
-    rows = [_vjp(fn, tensors, row)[1] for row in np.eye(out.size, dtype=out.dtype)]
-    matrices = [None if not t.requires_grad else np.array([r[i].ravel() for r in rows]).reshape(out.size, t.size)
+    rows = [_vjp(fn, tensors, row)[1] for row in np.eye(out.numel(), dtype=out.dtype)]
+    matrices = [None if not t.requires_grad else np.array([r[i].ravel() for r in rows]).reshape(out.numel(), t.numel())
                 for i, t in enumerate(tensors)]
     return out.shape, matrices
 
@@ -108,17 +194,7 @@ def _analytic_jacobians(fn: Callable[..., Tensor], tensors: tuple[Tensor, ...] |
 # ---- helpers ---------------------------------------------------------------------------------
 def _leaves(out: Tensor) -> list[Tensor]:
     """The leaves that require grad in `out`'s graph (weights captured by a closure, for instance)."""
-    found, seen, stack = [], set(), [out]
-    while stack:
-        t = stack.pop()
-        if id(t) in seen or not t.requires_grad:
-            continue
-        seen.add(id(t))
-        if t._ctx is None:
-            found.append(t)
-        else:
-            stack.extend(t._ctx.parents)
-    return found
+    return [t for t in graph_order([out], needs_grad_only=True) if t._ctx is None] if out.requires_grad else []
 
 
 def _call(fn: Callable[..., Tensor], args: Any) -> Tensor:

@@ -1,6 +1,7 @@
 """Finite-difference gradient checking, modelled on `torch.autograd.gradcheck`, with a readable report.
 
     >>> gradcheck(lambda a, b: (a @ b).tanh(), a, b)          # True, or raises GradcheckError
+    >>> gradgradcheck(lambda a, b: (a @ b).tanh(), a, b)      # the same for the gradient's own gradient
     >>> print(gradcheck_report(lambda a, b: (a @ b).tanh(), a, b))
     >>> print(check_model(model, lambda m, b: F.cross_entropy(m(b[0]), b[1]), (x, y)))
 
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from . import autograd
 from .functional import _analytic_jacobians, _call, _vjp
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, enable_grad, graph_order, no_grad
 
 if TYPE_CHECKING:
     from .nn.module import Module
@@ -126,13 +128,13 @@ def numeric_jacobian(fn: Callable[..., Tensor], inputs: Sequence[Tensor], index:
     """
     x = inputs[index]
     columns = []
-    for j in range(x.size):
-        direction = np.zeros(x.size)
+    for j in range(x.numel()):
+        direction = np.zeros(x.numel())
         direction[j] = 1.0
         columns.append(_directional_derivative(fn, inputs, x, direction.reshape(x.shape), eps, scheme))
     if not columns:
         with no_grad():
-            return np.zeros((_call(fn, inputs).size, 0))
+            return np.zeros((_call(fn, inputs).numel(), 0))
     return np.stack(columns, axis=1)
 
 
@@ -156,7 +158,7 @@ def gradcheck_report(fn: Callable[..., Tensor], *inputs: Tensor, eps: float = 1e
     names = list(names) if names is not None else [f"input {i}" for i in range(len(inputs))]
     if len(names) != len(inputs):
         raise ValueError(f"gradcheck: got {len(names)} names for {len(inputs)} inputs")
-    modes = ["fast" if (fast if fast is not None else t.size > FAST_ABOVE) else "full" for t in inputs]
+    modes = ["fast" if (fast if fast is not None else t.numel() > FAST_ABOVE) else "full" for t in inputs]
     rng = np.random.default_rng(seed)
     with no_grad():
         out_shape = _call(fn, inputs).shape
@@ -194,12 +196,93 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Tensor, eps: float = 1e-6, ato
     if bad is not None:
         where = ("random projection vᵀJu" if bad.worst is None else
                  f"output element {_index(bad.worst_output)}, input element {_index(bad.worst)}")
+        culprits = _failing_ops(fn, inputs, second_order=False)
         raise GradcheckError(
             f"gradcheck failed for {bad.name} (shape {bad.shape}): at {where}: analytic {bad.analytic:.6g} vs "
             f"numeric {bad.numeric:.6g}; max abs error {bad.max_abs_error:.3g}, max rel error "
             f"{bad.max_rel_error:.3g} ({bad.failures} of {bad.checked} entries outside atol={atol}, rtol={rtol})"
-            f"\n{report}", report)
+            + (f"; ops that fail gradcheck on their own: {', '.join(culprits)}" if culprits else "")
+            + f"\n{report}", report)
     return True
+
+
+def gradgradcheck(fn: Callable[..., Tensor], *inputs: Tensor, grad_outputs: Any = None, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, fast: bool = False, seed: int = 0) -> bool:
+    """Check the second derivatives of `fn` against central differences of its first ones (as
+    torch.autograd.gradgradcheck); True, or raise GradcheckError.
+
+    The checked function is v ↦ vᵀJ (the gradient, made with create_graph=True), with a random
+    `grad_outputs` v (float64, from `seed`) checked as an input too. The error names the input
+    whose gradient is wrong, its element, and the ops of `fn` whose double backward fails alone.
+    """
+    report, wanted = _gradgrad_report(fn, inputs, grad_outputs, eps, atol, rtol, fast, seed)
+    bad = report.first_failure()
+    if bad is None:
+        return True
+    where = "a random projection" if bad.worst is None else (
+        f"{_gradient_entry(wanted, inputs, bad.worst_output[0])} with respect to {bad.name}{_index(bad.worst)}")
+    culprits = _failing_ops(fn, inputs, second_order=True)
+    raise GradcheckError(
+        f"gradgradcheck failed: the derivative of {where}: analytic {bad.analytic:.6g} vs numeric "
+        f"{bad.numeric:.6g} ({bad.failures} of {bad.checked} entries outside atol={atol}, rtol={rtol})"
+        + (f"; ops that fail gradgradcheck on their own: {', '.join(culprits)}" if culprits else "")
+        + f"\n{report}", report)
+
+
+def _gradgrad_report(fn: Callable[..., Tensor], inputs: Sequence[Tensor], grad_outputs: Any, eps: float,
+                     atol: float, rtol: float, fast: bool, seed: int) -> tuple[GradcheckReport, list[Tensor]]:
+    """gradcheck of (inputs, v) ↦ vᵀJ, and the inputs whose gradients it concatenates."""
+    _check_inputs(inputs)
+    with enable_grad():
+        out = _call(fn, inputs)
+    v = grad_outputs if grad_outputs is not None else np.random.default_rng(seed).standard_normal(out.shape)
+    v = Tensor(np.asarray(v.data if isinstance(v, Tensor) else v, dtype=np.float64), requires_grad=True)
+    wanted = [t for t in inputs if t.requires_grad]
+
+    def first_gradients(*args: Tensor) -> Tensor:
+        *xs, cotangent = args
+        with enable_grad():  # finite differences call this under no_grad; its gradient needs the graph
+            out = _call(fn, xs)
+        grads = autograd.grad(out, [x for x in xs if x.requires_grad], cotangent, create_graph=True,
+                              allow_unused=True)
+        pieces = [(Tensor(np.zeros(x.shape)) if g is None else g).reshape(-1) for x, g in zip(wanted, grads)]
+        return Tensor.cat(pieces)
+
+    names = [f"input {i}" for i in range(len(inputs))] + ["grad_outputs"]
+    report = gradcheck_report(first_gradients, *inputs, v, eps=eps, atol=atol, rtol=rtol, fast=fast, seed=seed,
+                              names=names)
+    return report, wanted
+
+
+def _gradient_entry(wanted: list[Tensor], inputs: Sequence[Tensor], flat: int) -> str:
+    """Which input's gradient, and which element of it, entry `flat` of the concatenated gradients is."""
+    for t in wanted:
+        if flat < t.numel():
+            i = next(j for j, x in enumerate(inputs) if x is t)
+            return f"the gradient of input {i}{_index(tuple(int(k) for k in np.unravel_index(flat, t.shape)))}"
+        flat -= t.numel()
+    return "the gradient"
+
+
+def _failing_ops(fn: Callable[..., Tensor], inputs: Sequence[Tensor], second_order: bool) -> list[str]:
+    """The ops in `fn`'s graph that fail gradcheck (or gradgradcheck) alone, on their own recorded inputs."""
+    with enable_grad():
+        out = _call(fn, inputs)
+    failing = []
+    for node in graph_order([out], needs_grad_only=True):
+        ctx = node._ctx
+        if ctx is None:
+            continue
+        leaves = [Tensor(p.data.astype(np.float64) if p.dtype.kind == "f" else p.data, requires_grad=p.requires_grad)
+                  for p in ctx.parents]
+        op = lambda *xs, c=ctx: type(c).apply(*xs, **c.params)  # noqa: E731
+        if second_order:
+            report = _gradgrad_report(op, leaves, None, 1e-6, 1e-5, 1e-3, True, 0)[0]
+        else:
+            report = gradcheck_report(op, *leaves, fast=True)
+        if not report.passed and ctx.name not in failing:
+            failing.append(ctx.name)
+    return failing
 
 
 def check_model(model: Module, loss_fn: Callable[[Module, Any], Tensor], batch: Any, fast: bool | None = None,

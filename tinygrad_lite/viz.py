@@ -183,7 +183,7 @@ class record:
         if call is not None:
             _op_calls[fn] = call
         inputs = [t.shape for t in getattr(fn, "parents", ())]
-        step = OpStep(op_label(fn), inputs, out.shape, call, weakref.ref(out))
+        step = OpStep(fn.name, inputs, out.shape, call, weakref.ref(out))
         self.steps.append(step)
         if running is not None:
             running.add(step)
@@ -216,51 +216,6 @@ def _tensors(obj: Any) -> Iterator[Tensor]:
 
 
 # ---- labels ---------------------------------------------------------------------------------------------------
-
-
-def op_label(fn: Function) -> str:
-    """`Function.name` with indices and dtypes written as you type them: `getitem[:, 0:32]`, `cast(float64)`."""
-    op = type(fn).__name__.lower()
-    params = getattr(fn, "params", {})
-    if "key" in params:
-        return f"{op}[{_index_text(params['key'])}]"
-    # Flags left off and objects without a stable text (arrays, random generators) are not shown.
-    shown = [_value_text(v) if k == "dtype" else f"{k}={_value_text(v)}"
-             for k, v in params.items() if v is not None and v is not False and _plain(v)]
-    return f"{op}({', '.join(shown)})" if shown else op
-
-
-def _plain(v: Any) -> bool:
-    if isinstance(v, (tuple, list)):
-        return all(_plain(x) for x in v)
-    return isinstance(v, (bool, int, float, str, np.dtype, np.generic)) or (
-        isinstance(v, type) and issubclass(v, np.generic))
-
-
-def _value_text(v: Any) -> str:
-    if isinstance(v, np.dtype) or (isinstance(v, type) and issubclass(v, np.generic)):
-        return np.dtype(v).name
-    if isinstance(v, float):
-        return f"{v:g}"
-    return repr(v)
-
-
-def _index_text(key: Any) -> str:
-    parts = key if isinstance(key, tuple) else (key,)
-    return ", ".join(_index_part(k) for k in parts)
-
-
-def _index_part(k: Any) -> str:
-    if isinstance(k, slice):
-        text = f"{'' if k.start is None else k.start}:{'' if k.stop is None else k.stop}"
-        return text + (f":{k.step}" if k.step is not None else "")
-    if k is None:
-        return "None"
-    if k is Ellipsis:
-        return "..."
-    if isinstance(k, np.ndarray):
-        return f"{k.dtype.name}{list(k.shape)}"
-    return repr(k)
 
 
 def shape_text(shape: Shape, dims: Mapping[int, str] | None = None) -> str:
@@ -474,7 +429,7 @@ class _Drawing:
                         self.edge(self.tensor_node(outside, cluster, show_data, show_grad), node, "")
             else:
                 self.roles.add("op")
-                node = self.node(("op", id(t._ctx)), self.calls.get(id(t)), label=op_label(t._ctx))
+                node = self.node(("op", id(t._ctx)), self.calls.get(id(t)), label=t._ctx.name)
                 if t._ctx.parents:
                     first_input.setdefault(node, t._ctx.parents[0].shape)
             for p in t._ctx.parents:

@@ -5,10 +5,11 @@
     P = softmax(scores, axis=-1)                  (B, nh, T, S) each row sums to 1
     out = dropout(P) @ v                          (B, nh, T, hv)
 
-`attention_reference` spells this out with primitive Tensor ops, for reading
-and for testing. `scaled_dot_product_attention` computes the same thing as a
-single `Function`: the (T, S) scores are computed once into one float32 buffer
-and turned into probabilities in place, and the backward reuses that buffer.
+`attention_reference` spells this out with primitive Tensor ops, for reading,
+for testing, and for `create_graph=True` (which differentiates it).
+`scaled_dot_product_attention` computes the same thing as a single `Function`:
+the (T, S) scores are computed once into one buffer and turned into
+probabilities in place, and the backward reuses that buffer.
 
 Backward (dO = dL/d out, P' = dropout(P), keep = dropout's scale mask):
     dv = P'ᵀ @ dO
@@ -49,10 +50,9 @@ def _causal_bias(t: int, s: int, dtype: np.dtype) -> np.ndarray:
     return bias
 
 
-def dropout_keep(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -> np.ndarray:
-    """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p). The fused op and the reference share it."""
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    keep = gen.random(shape, dtype=np.float32) >= p
+def dropout_mask(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -> np.ndarray:
+    """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p) (`F.dropout` and attention's dropout)."""
+    keep = np.random.default_rng(rng).random(shape, dtype=np.float32) >= p
     return keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
 
 
@@ -60,12 +60,11 @@ class ScaledDotProductAttention(Function):
     """The fused op. Both passes run on parts of the batch at once (see `perf.split_across_cores`), and
     causal attention skips the blocks above the diagonal (see `_blocks`)."""
 
-    def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, rng=None):
+    def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, keep=None):
         scale = 1.0 / math.sqrt(q.shape[-1])
         t, s = q.shape[-2], k.shape[-2]
         probs = np.empty(q.shape[:-1] + (s,), dtype=q.dtype)  # (..., T, S): scores, then probabilities in place
         out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
-        keep = dropout_keep(probs.shape, dropout_p, rng, probs.dtype) if dropout_p > 0.0 else None
         bias = _causal_bias(t, s, probs.dtype) if is_causal else None
         rows, _ = _blocks(t, s, is_causal)
         inverse_mask = None if mask is None else ~mask
@@ -90,14 +89,14 @@ class ScaledDotProductAttention(Function):
                 np.matmul(dropped, vp[..., :c1, :], out=op[..., r0:r1, :])
 
         _run_over_batch(work, q)
-        self.q, self.k, self.v, self.probs, self.keep, self.out, self.scale = q, k, v, probs, keep, out, scale
-        self.is_causal = is_causal
+        self.probs, self.scale = probs, scale
         return out
 
     def backward(self, g):
-        q, k, v, probs, keep, out, scale = self.q, self.k, self.v, self.probs, self.keep, self.out, self.scale
+        (q, k, v), out, g = (t.data for t in self.parents), self.output.data, g.data
+        probs, keep, scale = self.probs, self.params["keep"], self.scale
         need_q, need_k, need_v = self.needs_input_grad
-        rows, cols = _blocks(q.shape[-2], k.shape[-2], self.is_causal)
+        rows, cols = _blocks(q.shape[-2], k.shape[-2], self.params["is_causal"])
         dq = np.empty_like(q) if need_q else None
         dk = np.empty_like(k) if need_k else None
         dv = np.empty_like(v) if need_v else None
@@ -128,6 +127,10 @@ class ScaledDotProductAttention(Function):
 
         _run_over_batch(work, q)
         return dq, dk, dv
+
+    @staticmethod
+    def reference(q: Tensor, k: Tensor, v: Tensor, mask=None, is_causal=False, dropout_p=0.0, keep=None) -> Tensor:
+        return _attention_steps(q, k, v, mask, is_causal, keep)
 
 
 _CAUSAL_BLOCK = 64  # query rows per block; smaller blocks skip more of the masked triangle, at more calls each
@@ -214,29 +217,40 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor |
     weights (pass 0 in eval mode), with `rng` an int seed or a numpy Generator.
     """
     m = _check_inputs(q, k, v, mask, is_causal, dropout_p)
-    return ScaledDotProductAttention.apply(q, k, v, mask=m, is_causal=is_causal, dropout_p=dropout_p, rng=rng)
+    keep = _dropout(q, k, dropout_p, rng)
+    return ScaledDotProductAttention.apply(q, k, v, mask=m, is_causal=is_causal, dropout_p=dropout_p, keep=keep)
+
+
+def _dropout(q: Tensor, k: Tensor, dropout_p: float, rng: Seed) -> np.ndarray | None:
+    """The dropout multipliers of the (..., T, S) attention weights, or None without dropout."""
+    shape = q.shape[:-1] + (k.shape[-2],)
+    return dropout_mask(shape, dropout_p, rng, q.dtype) if dropout_p > 0.0 else None
 
 
 def attention_reference(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | np.ndarray | None = None,
                         is_causal: bool = False, dropout_p: float = 0.0, rng: Seed = None) -> Tensor:
     """The same attention from primitive ops, one line per step of the formula (slower, for reading)."""
     m = _check_inputs(q, k, v, mask, is_causal, dropout_p)
-    t, s = q.shape[-2], k.shape[-2]
+    return _attention_steps(q, k, v, m, is_causal, _dropout(q, k, dropout_p, rng))
+
+
+def _attention_steps(q: Tensor, k: Tensor, v: Tensor, mask: np.ndarray | None, is_causal: bool,
+                     keep: np.ndarray | None) -> Tensor:
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, nh, T, S): how much query i matches key j
     if is_causal:
-        m = causal_mask(t, s)
-    if m is not None:
-        scores = scores.masked_fill(~m, float("-inf"))  # forbidden pairs get weight exactly 0
-    weights = scores.softmax(axis=-1)  # (B, nh, T, S), each row sums to 1
-    if dropout_p > 0.0:
-        weights = weights * Tensor(dropout_keep(weights.shape, dropout_p, rng, weights.dtype), dtype=weights.dtype)
+        mask = causal_mask(q.shape[-2], k.shape[-2])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # forbidden pairs get weight exactly 0
+    weights = scores.softmax(dim=-1)  # (B, nh, T, S), each row sums to 1
+    if keep is not None:
+        weights = weights * keep  # dropout: 0, or 1/(1-p)
     return weights @ v  # (B, nh, T, hv): a weighted average of the values
 
 
 def attention_weights(q: Tensor, k: Tensor, mask: Tensor | np.ndarray | None = None,
                       is_causal: bool = False) -> np.ndarray:
     """The attention probabilities softmax(q kᵀ / sqrt(hs)) as an array (B, nh, T, S), e.g. for heatmaps."""
-    probe_v = Tensor(np.zeros(k.shape[:-1] + (1,), dtype=k.dtype), dtype=k.dtype)
+    probe_v = Tensor(np.zeros(k.shape[:-1] + (1,), dtype=k.dtype))
     m = _check_inputs(q, k, probe_v, mask, is_causal, 0.0)
     fn = ScaledDotProductAttention()
     fn.forward(q.data, k.data, probe_v.data, mask=m, is_causal=is_causal)

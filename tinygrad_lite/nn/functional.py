@@ -1,8 +1,10 @@
 """Functional forms of the layers, and the fused ops behind them.
 
-Each fused op is one `Function` with its forward and hand-derived backward side
-by side: one graph node instead of a chain of primitive ops, fewer temporaries,
-and numerically stable formulas (cross-entropy takes one log-softmax).
+A fused op is one `Function` whose forward and hand-derived backward run on
+ndarrays side by side: one graph node instead of a chain of primitive ops,
+fewer temporaries, and numerically stable formulas (cross-entropy takes one
+log-softmax). Beside each sits `reference`, the same computation from primitive
+ops: the tests hold the fused op to it, and `create_graph=True` differentiates it.
 
     >>> import tinygrad_lite.nn.functional as F
     >>> loss = F.cross_entropy(logits, targets)          # logits (N, C) or (B, T, C)
@@ -15,41 +17,58 @@ from typing import Any
 
 import numpy as np
 
-from ..perf import blas_threads, matmul, matmuls, split_across_cores
+from .. import perf
 from ..tensor import Function, Tensor
-from .attention import scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
+from .attention import dropout_mask, scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
 
 # ---- linear ---------------------------------------------------------------------------------
 
 
-class Linear(Function):
-    """y = x Wᵀ + b for x (..., in), W (out, in), b (out,): one matrix product each way."""
+class LinearFunction(Function):
+    """y = x Wᵀ + b for x (..., in), W (out, in), b (out,): one matrix product each way (`nn.Linear` is the Module)."""
 
     def forward(self, x, weight, bias=None):
-        self.x, self.weight = x, weight
-        out = matmul(x.reshape(-1, x.shape[-1]), weight.T, bias)
+        out = perf.matmul(x.reshape(-1, x.shape[-1]), weight.T, bias)
         return out.reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g):
-        x, w = self.x, self.weight
-        g2 = g.reshape(-1, w.shape[0])
+        x, w = self.parents[0].data, self.parents[1].data
+        g2 = g.data.reshape(-1, w.shape[0])
         needs = self.needs_input_grad
         # dL/dx = g W, dL/dW = gᵀ x and dL/db = 1ᵀ g (the sum of g's rows), at once on two cores where that pays
-        gx, gw, gb = matmuls((g2, w) if needs[0] else None,
-                             (g2.T, x.reshape(-1, w.shape[1])) if needs[1] else None,
-                             (np.ones(len(g2), dtype=g2.dtype), g2) if len(needs) > 2 and needs[2] else None)
+        gx, gw, gb = perf.matmuls((g2, w) if needs[0] else None,
+                                  (g2.T, x.reshape(-1, w.shape[1])) if needs[1] else None,
+                                  (np.ones(len(g2), dtype=g2.dtype), g2) if len(needs) > 2 and needs[2] else None)
         return (None if gx is None else gx.reshape(x.shape), gw, gb)[:len(needs)]
 
+    @staticmethod
+    def reference(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        y = x @ weight.mT
+        return y if bias is None else y + bias
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x (..., in) @ weight (out, in)ᵀ + bias (out,) -> (..., out)."""
-    in_features = weight.shape[1]
-    if x.ndim == 0 or x.shape[-1] != in_features:
-        raise ValueError(f"linear: expected input with last dimension {in_features} (in_features), "
-                         f"got input of shape {x.shape}")
-    if bias is None:
-        return Linear.apply(x, weight)
-    return Linear.apply(x, weight, bias)
+
+def _check_dtypes(op: str, x: Tensor, **weights: Tensor | None) -> None:
+    """A layer's input and weights share one float dtype: say which cast fixes it (as PyTorch refuses too)."""
+    for name, w in weights.items():
+        if w is not None and x.dtype.kind == "f" and w.dtype != x.dtype:
+            raise TypeError(f"{op}: the input is {x.dtype} but the {name} is {w.dtype}; cast one to the other "
+                            f"(x.float() for the input, or model.double() for the model)")
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """input (..., in) @ weight (out, in)ᵀ + bias (out,) -> (..., out)."""
+    out_features, in_features = weight.shape
+    layer = f"Linear({in_features}, {out_features})"
+    if not isinstance(input, Tensor):
+        raise TypeError(f"linear: {layer} expects a Tensor input, got {type(input).__name__} "
+                        f"(wrap arrays in Tensor(...))")
+    if input.ndim == 0 or input.shape[-1] != in_features:
+        raise ValueError(f"linear: {layer} expects input with last dimension {in_features} (in_features), got "
+                         f"input of shape {input.shape} (width {input.shape[-1] if input.ndim else 0})")
+    _check_dtypes("linear", input, weight=weight, bias=bias)
+    if input.dtype.kind != "f":
+        raise TypeError(f"linear: the input must be floating-point, got dtype {input.dtype} (cast with .float())")
+    return LinearFunction.apply(input, weight) if bias is None else LinearFunction.apply(input, weight, bias)
 
 
 # ---- losses ---------------------------------------------------------------------------------
@@ -58,53 +77,95 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 class CrossEntropy(Function):
-    """Softmax cross-entropy over the last axis; the gradient is (softmax - one-hot) * upstream."""
+    """Softmax cross-entropy over the last dim. With Q the target weights of a row (one-hot of the class,
+    smoothed, class-weighted, or the given probabilities), loss = -Σ_c Q_c log p_c and
+    dloss/dlogits = (Σ_c Q_c) p - Q. Inputs: logits, and the probability targets if given."""
 
-    def forward(self, logits, targets=None, ignore_index=None, reduction="mean"):
+    def forward(self, logits, *probabilities, targets=None, weight=None, ignore_index=-100, reduction="mean",
+                label_smoothing=0.0):
         n_classes = logits.shape[-1]
         x = logits.reshape(-1, n_classes)
-        t = targets.reshape(-1)
-        rows = np.arange(len(t))
-        valid = None if ignore_index is None else t != ignore_index
-        if valid is not None:
-            t = np.where(valid, t, 0)
-        shifted = x - x.max(axis=1, keepdims=True)
-        picked = shifted[rows, t]
-        probs = np.exp(shifted, out=shifted)
-        sumexp = probs.sum(axis=1, keepdims=True)
-        losses = np.log(sumexp[:, 0]) - picked
-        probs /= sumexp
-        if valid is not None:
-            losses *= valid
-        self.probs, self.t, self.rows, self.valid, self.shape = probs, t, rows, valid, logits.shape
+        logp = x - x.max(axis=1, keepdims=True)
+        logp -= np.log(np.einsum("ij->i", np.exp(logp)))[:, None]  # einsum: fast row sums
+        self.logp = logp
+        if probabilities:
+            q = self.q = _smoothed(probabilities[0].reshape(-1, n_classes), label_smoothing, weight)
+            losses = -np.einsum("ij,ij->i", q, logp)
+            self.row_weight, self.denominator = q.sum(axis=1), len(x)
+        else:
+            t = targets.reshape(-1)
+            valid = t != ignore_index
+            self.t = t = np.where(valid, t, 0)
+            rows = np.arange(len(t))
+            self.w_t = w_t = (valid if weight is None else weight[t] * valid).astype(x.dtype)
+            losses = -(1.0 - label_smoothing) * w_t * logp[rows, t]
+            if label_smoothing:
+                class_w = np.ones(n_classes, dtype=x.dtype) if weight is None else weight
+                self.smooth = valid[:, None] * class_w * (label_smoothing / n_classes)  # (N, C)
+                losses -= np.einsum("ij,ij->i", self.smooth, logp)
+            self.row_weight = (1.0 - label_smoothing) * w_t + (
+                valid * (label_smoothing / n_classes) * (n_classes if weight is None else weight.sum()))
+            self.denominator = w_t.sum()
         if reduction == "none":
-            return losses.reshape(targets.shape)
+            return losses.reshape(logits.shape[:-1]).astype(logits.dtype, copy=False)
         total = losses.sum()
         if reduction == "sum":
-            return np.asarray(total)
-        self.count = len(t) if valid is None else int(valid.sum())
-        return np.asarray(total / self.count if self.count else np.nan, dtype=logits.dtype)
+            return np.asarray(total, dtype=logits.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as in PyTorch
+            return np.asarray(total / self.denominator, dtype=logits.dtype)
 
     def backward(self, g):
-        reduction = self.params.get("reduction", "mean")
-        if reduction == "none":
-            scale = g.reshape(-1, 1)
-        elif reduction == "sum":
-            scale = g
+        p = self.params
+        reduction, shape = p["reduction"], self.parents[0].shape
+        g = g.data
+        scale = g.reshape(-1) if reduction == "none" else g / self.denominator if reduction == "mean" else g
+        scale = np.broadcast_to(np.asarray(scale, dtype=self.logp.dtype), (len(self.logp),))
+        grad = np.exp(self.logp)
+        grad *= (self.row_weight * scale)[:, None]
+        if len(self.parents) > 1:
+            grad -= self.q * scale[:, None]
+            gq = None
+            if self.needs_input_grad[1]:
+                class_w = 1.0 if p["weight"] is None else p["weight"]
+                gq = (-(1.0 - p["label_smoothing"]) * class_w * self.logp * scale[:, None]).reshape(shape)
+            return grad.reshape(shape), gq
+        grad[np.arange(len(grad)), self.t] -= (1.0 - p["label_smoothing"]) * self.w_t * scale
+        if p["label_smoothing"]:
+            grad -= self.smooth * scale[:, None]
+        return (grad.reshape(shape),)
+
+    @staticmethod
+    def reference(logits: Tensor, *probabilities: Tensor, targets=None, weight=None, ignore_index=-100,
+                  reduction="mean", label_smoothing=0.0) -> Tensor:
+        n_classes = logits.shape[-1]
+        logp = logits.reshape(-1, n_classes).log_softmax(-1)  # (N, C)
+        if probabilities:
+            q = probabilities[0].reshape(-1, n_classes)
+            q = q * (1.0 - label_smoothing) + label_smoothing / n_classes
+            if weight is not None:
+                q = q * weight
+            denominator = len(q)
         else:
-            scale = g / max(self.count, 1)
-        grad = self.probs * scale
+            t = targets.reshape(-1)
+            valid = t != ignore_index
+            class_w = np.ones(n_classes, dtype=logits.dtype) if weight is None else weight
+            one_hot = np.eye(n_classes, dtype=logits.dtype)[np.where(valid, t, 0)]
+            q = valid[:, None] * class_w * (one_hot * (1.0 - label_smoothing) + label_smoothing / n_classes)
+            denominator = (valid * class_w[np.where(valid, t, 0)]).sum()
+        losses = -(logp * q).sum(-1)
         if reduction == "none":
-            grad[self.rows, self.t] -= scale[:, 0]
-        else:
-            grad[self.rows, self.t] -= scale
-        if self.valid is not None:
-            grad *= self.valid[:, None]
-        return (grad.reshape(self.shape),)
+            return losses.reshape(logits.shape[:-1])
+        return losses.sum() if reduction == "sum" else losses.sum() / float(denominator)
+
+
+def _smoothed(q: np.ndarray, label_smoothing: float, weight: np.ndarray | None) -> np.ndarray:
+    """Probability targets mixed with the uniform distribution, then weighted per class (as PyTorch does)."""
+    out = q * (1.0 - label_smoothing) + label_smoothing / q.shape[1] if label_smoothing else q
+    return out if weight is None else out * weight
 
 
 def _index_array(op: str, ids: Any) -> np.ndarray:
-    """Integer ids/targets as an ndarray; floats are a TypeError (they are probably logits or one-hots)."""
+    """Integer ids/targets as an ndarray; floats are a TypeError."""
     arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{op}: expected integer class indices, got dtype {arr.dtype} "
@@ -120,57 +181,71 @@ def _check_range(op: str, what: str, ids: np.ndarray, size: int, ignore: int | N
                          f"{'classes' if what == 'target' else 'embeddings'} (valid: 0..{size - 1})")
 
 
-def cross_entropy(logits: Tensor, targets: Any, ignore_index: int | None = None, reduction: str = "mean") -> Tensor:
-    """Mean negative log-likelihood of `targets` under softmax(`logits`).
+def cross_entropy(input: Tensor, target: Any, weight: Tensor | None = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Negative log-likelihood of `target` under softmax(`input`), as torch.nn.functional.cross_entropy.
 
-    logits: (N, C) or (B, T, C); targets: integer (N,) or (B, T). Targets equal to
-    `ignore_index` contribute nothing (and are not counted in the mean).
+    input: logits (N, C) or (B, T, C) (the classes on the last dim; PyTorch puts them on dim 1).
+    target: integer class indices (N,) / (B, T), or class probabilities shaped like input (then
+    `ignore_index` does not apply, and the mean divides by the number of rows). `weight` (C,)
+    rescales each class; `label_smoothing` mixes the target with the uniform distribution.
+    Targets equal to `ignore_index` contribute nothing and are not counted in the mean.
     """
-    t = _index_array("cross_entropy", targets)
+    op = "cross_entropy"
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if logits.ndim < 2 or t.shape != logits.shape[:-1]:
-        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape {logits.shape[:-1]} "
-                         f"(logits (N, C) or (B, T, C)), got targets of shape {t.shape}")
-    _check_range("cross_entropy", "target", t, logits.shape[-1], ignore_index)
-    return CrossEntropy.apply(logits, targets=t, ignore_index=ignore_index, reduction=reduction)
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if not isinstance(input, Tensor) or input.ndim < 2 or input.dtype.kind != "f":
+        got = f"logits of shape {input.shape} and dtype {input.dtype}" if isinstance(input, Tensor) else (
+            type(input).__name__)
+        raise ValueError(f"{op}: input must be floating-point logits (N, C) or (B, T, C), got {got}")
+    n_classes = input.shape[-1]
+    w = None
+    if weight is not None:
+        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=input.dtype)
+        if w.shape != (n_classes,):
+            raise ValueError(f"{op}: weight must have one entry per class, shape ({n_classes},), got {w.shape}")
+    options = dict(weight=w, ignore_index=ignore_index, reduction=reduction, label_smoothing=float(label_smoothing))
+    target_array = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if target_array.dtype.kind == "f" and target_array.shape == input.shape[:-1]:
+        raise TypeError(f"{op}: expected integer class indices of shape {input.shape[:-1]}, got "
+                        f"dtype {target_array.dtype} (convert with .long() if they hold whole numbers, or give class "
+                        f"probabilities of shape {input.shape})")
+    if target_array.dtype.kind == "f":  # class probabilities
+        probs = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=input.dtype))
+        if probs.shape != input.shape:
+            raise ValueError(f"{op}: probability targets must have the input's shape {input.shape}, "
+                             f"got {probs.shape} (class indices would be integers of shape {input.shape[:-1]})")
+        _check_dtypes(op, input, target=probs)
+        return CrossEntropy.apply(input, probs, targets=None, **options)
+    t = _index_array(op, target)
+    if t.shape != input.shape[:-1]:
+        raise ValueError(f"{op}: logits of shape {input.shape} need targets of shape {input.shape[:-1]} (class "
+                         f"indices; or probabilities of shape {input.shape}), got targets of shape {t.shape}")
+    _check_range(op, "target", t, n_classes, ignore_index)
+    return CrossEntropy.apply(input, targets=t, **options)
 
 
-class MSELoss(Function):
-    def forward(self, x, target, reduction="mean"):
-        self.diff = diff = x - target
-        flat = diff.reshape(-1)
-        with blas_threads(1):  # see perf.matmul
-            total = np.dot(flat, flat)
-        if reduction == "none":
-            return diff * diff
-        return np.asarray(total / diff.size if reduction == "mean" else total, dtype=x.dtype)
-
-    def backward(self, g):
-        reduction = self.params.get("reduction", "mean")
-        scale = 2 * g / self.diff.size if reduction == "mean" else 2 * g
-        gx = self.diff * scale
-        return (gx if self.needs_input_grad[0] else None,
-                -gx if self.needs_input_grad[1] else None)
-
-
-def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Mean (or sum, or elementwise) of (x - target)²; x and target of one shape."""
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean (or sum, or elementwise) of (input - target)²; input and target of one shape."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"mse_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target, dtype=x.dtype))
-    if target.shape != x.shape:
-        raise ValueError(f"mse_loss: input of shape {x.shape} and target of shape {target.shape} differ")
-    return MSELoss.apply(x, target, reduction=reduction)
+        target = Tensor(np.asarray(target, dtype=input.dtype))
+    if target.shape != input.shape:
+        raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape {target.shape} differ")
+    diff = input - target
+    squared = diff * diff
+    return squared if reduction == "none" else squared.sum() if reduction == "sum" else squared.mean()
 
 
 # ---- normalisation, embedding, dropout --------------------------------------------------------
 
 
-class LayerNorm(Function):
+class LayerNormFunction(Function):
     """Normalise over the last `ndim` axes, then scale and shift: one fused op each way, the rows shared
-    among the cores (`perf.split_across_cores`)."""
+    among the cores (`perf.split_across_cores`). `nn.LayerNorm` is the Module."""
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
         features = math.prod(x.shape[x.ndim - ndim:])
@@ -181,7 +256,7 @@ class LayerNorm(Function):
         rstd = np.empty((len(x2), 1), dtype=x2.dtype)
 
         def rows(r: slice) -> None:
-            xh = xhat[r]
+            xh = xhat[r]  # xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps); out = xhat * w + b
             np.subtract(x2[r], (np.einsum("ij->i", x2[r]) / features)[:, None], out=xh)  # einsum: fast row sums
             var = np.einsum("ij,ij->i", xh, xh)[:, None] / features
             np.divide(1.0, np.sqrt(var + eps), out=rstd[r])
@@ -193,16 +268,17 @@ class LayerNorm(Function):
             if b is not None:
                 out[r] += b
 
-        split_across_cores(rows, len(x2), min_items=_MIN_ROWS_PER_THREAD)
-        self.xhat, self.rstd, self.weight = xhat, rstd, weight
+        perf.split_across_cores(rows, len(x2), min_items=_MIN_ROWS_PER_THREAD)
+        self.xhat, self.rstd = xhat, rstd
         return out.reshape(x.shape)
 
     def backward(self, g):
-        xhat, weight, rstd = self.xhat, self.weight, self.rstd
+        xhat, rstd = self.xhat, self.rstd
+        weight = self.parents[1].data if len(self.parents) > 1 else None
         features = xhat.shape[1]
-        g2 = g.reshape(xhat.shape)
+        g2 = g.data.reshape(xhat.shape)
         needs = self.needs_input_grad
-        grads = [None] * len(needs)
+        grads: list[np.ndarray | None] = [None] * len(needs)
         if len(needs) > 1 and needs[1]:
             grads[1] = np.einsum("ij,ij->j", g2, xhat).reshape(weight.shape)
         if len(needs) > 2 and needs[2]:
@@ -222,71 +298,49 @@ class LayerNorm(Function):
                 d -= mean_g
                 d *= rstd[r]
 
-            split_across_cores(rows, len(xhat), min_items=_MIN_ROWS_PER_THREAD)
+            perf.split_across_cores(rows, len(xhat), min_items=_MIN_ROWS_PER_THREAD)
             grads[0] = gx.reshape(g.shape)
         return tuple(grads)
+
+    @staticmethod
+    def reference(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, ndim: int = 1,
+                  eps: float = 1e-5) -> Tensor:
+        axes = tuple(range(x.ndim - ndim, x.ndim))
+        centred = x - x.mean(axis=axes, keepdims=True)
+        xhat = centred / ((centred * centred).mean(axis=axes, keepdims=True) + eps).sqrt()
+        out = xhat if weight is None else xhat * weight
+        return out if bias is None else out + bias
 
 
 _MIN_ROWS_PER_THREAD = 256  # below this a second thread costs more than it saves
 
 
-def layer_norm(x: Tensor, normalized_shape: int | tuple[int, ...], weight: Tensor | None = None,
+def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """(x - mean) / sqrt(var + eps) * weight + bias over the trailing `normalized_shape` axes."""
+    """(x - mean) / sqrt(var + eps) * weight + bias over the trailing `normalized_shape` dims."""
     shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
-    if x.shape[x.ndim - len(shape):] != shape or len(shape) > x.ndim:
+    if input.shape[input.ndim - len(shape):] != shape or len(shape) > input.ndim:
         raise ValueError(f"layer_norm: normalized_shape {shape} does not match the trailing dimensions "
-                         f"of the input of shape {x.shape}")
+                         f"of the input of shape {input.shape}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != shape:
             raise ValueError(f"layer_norm: {name} has shape {t.shape}, expected normalized_shape {shape}")
     if bias is not None and weight is None:
         raise ValueError("layer_norm: a bias needs a weight too")
+    _check_dtypes("layer_norm", input, weight=weight, bias=bias)
     affine = [t for t in (weight, bias) if t is not None]
-    return LayerNorm.apply(x, *affine, ndim=len(shape), eps=float(eps))
+    return LayerNormFunction.apply(input, *affine, ndim=len(shape), eps=float(eps))
 
 
-class Embedding(Function):
-    """Row lookup weight[ids]; repeated ids add their gradients into the same row."""
-
-    def forward(self, weight, ids=None):
-        self.ids, self.weight_shape = ids, weight.shape
-        return weight[ids]
-
-    def backward(self, g):
-        # sort the ids, then sum each run of equal ids in one reduceat (np.add.at is ~3x slower)
-        ids = self.ids.reshape(-1)
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if ids.size else ids
-        grad = np.zeros(self.weight_shape, dtype=g.dtype)
-        grad[sorted_ids[starts]] = np.add.reduceat(g.reshape(-1, self.weight_shape[1])[order], starts, axis=0)
-        return (grad,)
-
-
-def embedding(ids: Any, weight: Tensor) -> Tensor:
-    """weight[ids]: integer ids of any shape (...) -> (..., embedding_dim)."""
-    arr = _index_array("embedding", ids)
+def embedding(input: Any, weight: Tensor) -> Tensor:
+    """weight[input]: integer ids of any shape (...) -> (..., embedding_dim). Repeated ids add their
+    gradients into the same row (indexing's backward, summed by sorting the ids)."""
+    arr = _index_array("embedding", input)
     _check_range("embedding", "id", arr, weight.shape[0])
-    return Embedding.apply(weight, ids=arr)
+    return weight[arr]
 
 
-class Dropout(Function):
-    """x * mask / (1 - p), the mask drawn in the wrapper so that it is seeded by the caller."""
-
-    def forward(self, x, keep=None, p=0.5):
-        self.keep, self.scale = keep, 1.0 / (1.0 - p)
-        out = x * keep
-        out *= self.scale
-        return out
-
-    def backward(self, g):
-        gx = g * self.keep
-        gx *= self.scale
-        return (gx,)
-
-
-def dropout(x: Tensor, p: float = 0.5, training: bool = True,
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
             rng: np.random.Generator | int | None = None) -> Tensor:
     """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p).
 
@@ -295,51 +349,48 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
     if not training or p == 0.0:
-        return x
+        return input
     if p == 1.0:
-        return x * 0.0
-    if not isinstance(rng, np.random.Generator):
-        rng = np.random.default_rng(rng)
-    keep = rng.random(x.shape, dtype=np.float32) >= p
-    return Dropout.apply(x, keep=keep, p=float(p))
+        return input * 0.0
+    return input * dropout_mask(input.shape, p, rng, input.dtype)
 
 
 # ---- activations and probabilities --------------------------------------------------------------
 
 
-def relu(x: Tensor) -> Tensor:
+def relu(input: Tensor) -> Tensor:
     """max(x, 0), elementwise."""
-    return x.relu()
+    return input.relu()
 
 
-def gelu(x: Tensor) -> Tensor:
-    """GELU, tanh approximation (as GPT-2)."""
-    return x.gelu()
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """GELU x Φ(x): exact (`approximate='none'`, PyTorch's default) or the tanh approximation ('tanh', GPT-2's)."""
+    return input.gelu(approximate=approximate)
 
 
-def sigmoid(x: Tensor) -> Tensor:
+def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + e^-x), elementwise."""
-    return x.sigmoid()
+    return input.sigmoid()
 
 
-def tanh(x: Tensor) -> Tensor:
+def tanh(input: Tensor) -> Tensor:
     """Hyperbolic tangent, elementwise."""
-    return x.tanh()
+    return input.tanh()
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`."""
-    return x.softmax(axis)
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `dim`."""
+    return input.softmax(dim)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """x - logsumexp(x) along `axis`."""
-    return x.log_softmax(axis)
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """x - logsumexp(x) along `dim`."""
+    return input.log_softmax(dim)
 
 
-def one_hot(targets: Any, num_classes: int = -1) -> Tensor:
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     """Integer targets (...) -> int64 one-hot (..., num_classes); num_classes=-1 means max + 1."""
-    t = _index_array("one_hot", targets)
+    t = _index_array("one_hot", tensor)
     if num_classes == -1:
         num_classes = int(t.max()) + 1 if t.size else 0
     _check_range("one_hot", "target", t, num_classes)

@@ -44,14 +44,7 @@ class Linear(Module):
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(np.float32)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"Linear: expected a Tensor input, got {type(x).__name__} (wrap arrays in Tensor(...))")
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear({self.in_features}, {self.out_features}): expected input with last dimension "
-                             f"{self.in_features}, got input of shape {x.shape} (width {x.shape[-1] if x.ndim else 0})")
-        if self.bias is None:
-            return F.Linear.apply(x, self.weight)
-        return F.Linear.apply(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -131,7 +124,16 @@ class Tanh(Module):
 
 
 class GELU(Module):
-    """GELU with the tanh approximation (GPT-2's)."""
+    """GELU x Φ(x): exact (`approximate='none'`, PyTorch's default) or the tanh approximation ('tanh', GPT-2's)."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.gelu()
+        return x.gelu(approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"

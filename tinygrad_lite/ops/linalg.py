@@ -6,45 +6,42 @@ from typing import Any
 
 import numpy as np
 
-from ..perf import matmul as product
+from .. import perf
 from ..tensor import Function, Tensor
-from . import promote, tensor_method, unbroadcast
+from . import promote, tensor_method
 
 
 class MatMul(Function):
     def forward(self, a, b):
-        self.a, self.b = a, b
         if a.ndim > 2 and b.ndim == 2 and a.flags.c_contiguous:
             # (..., n, k) @ (k, m) as one 2-D BLAS call instead of a loop over the batch
-            return product(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
-        return product(a, b)
+            return perf.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
+        return perf.matmul(a, b)
 
     def backward(self, g):
-        a, b = self.a, self.b
+        a, b = self.parents
         # 1-D operands act as a row (left) or column (right) matrix, as in the forward
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1 or b.ndim == 1:
-            g = g.reshape(_matrix_shape(g.shape, a, b))
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g2 = g.reshape(_matrix_shape(g.shape, a.ndim, b.ndim)) if a.ndim == 1 or b.ndim == 1 else g
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(product(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            ga = (g2 @ b2.mT).sum_to_size(a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
-            if b2.ndim == 2 and a2.ndim > 2:
-                # the batch sum inside one BLAS call: (k, batch*n) @ (batch*n, m)
+            if b2.ndim == 2 and a2.ndim > 2:  # the batch sum inside one BLAS call: (k, batch*n) @ (batch*n, m)
                 k, m = b2.shape
-                gb = product(np.ascontiguousarray(a2).reshape(-1, k).T, np.ascontiguousarray(g).reshape(-1, m))
+                gb = a2.reshape(-1, k).mT @ g2.reshape(-1, m)
             else:
-                gb = unbroadcast(product(np.swapaxes(a2, -1, -2), g), b2.shape)
+                gb = (a2.mT @ g2).sum_to_size(b2.shape)
             gb = gb.reshape(b.shape)
         return ga, gb
 
 
-def _matrix_shape(gshape: tuple[int, ...], a: np.ndarray, b: np.ndarray) -> tuple[int, ...]:
+def _matrix_shape(gshape: tuple[int, ...], a_ndim: int, b_ndim: int) -> tuple[int, ...]:
     """The output-gradient shape with the 1-D operands' implicit matrix axes put back."""
-    if a.ndim == 1 and b.ndim == 1:
+    if a_ndim == 1 and b_ndim == 1:
         return (1, 1)
-    if a.ndim == 1:  # (k) @ (..., k, m) -> (..., m)
+    if a_ndim == 1:  # (k) @ (..., k, m) -> (..., m)
         return gshape[:-1] + (1, gshape[-1])
     return gshape + (1,)  # (..., n, k) @ (k) -> (..., n)
 
