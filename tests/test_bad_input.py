@@ -25,6 +25,7 @@ from models.mlp import MLP
 from tinygrad_lite import Tensor, nn, optim
 from tinygrad_lite.datasets import load_mnist, read_idx
 from tinygrad_lite.nn import functional as F
+from tinygrad_lite.optim import lr_scheduler
 
 TINY = dict(vocab_size=5, block_size=4, n_layer=1, n_head=2, n_embd=8)
 
@@ -157,17 +158,20 @@ CASES: list[tuple[str, Thunk, type[Exception], list[str]]] = [
      ValueError, ["get_batch", "batch_size", "0"]),
     # ---- state dicts and checkpoints -----------------------------------------------------------------------------
     ("state-dict-missing-key", lambda tmp: nn.Linear(2, 2).load_state_dict({"weight": np.ones((2, 2))}),
-     KeyError, ["load_state_dict", "Linear", "missing keys ['bias']"]),
+     RuntimeError, ["load_state_dict for Linear", "Missing key(s) in state_dict: 'bias'"]),
     ("state-dict-unexpected-key",
      lambda tmp: nn.Linear(2, 2, bias=False).load_state_dict({"weight": np.ones((2, 2)), "scale": np.ones(1)}),
-     KeyError, ["load_state_dict", "unexpected keys ['scale']"]),
+     RuntimeError, ["load_state_dict", "Unexpected key(s) in state_dict: 'scale'"]),
     ("state-dict-shape-mismatch",
      lambda tmp: nn.Linear(2, 2).load_state_dict({"weight": np.ones((3, 2)), "bias": np.ones(2)}),
-     ValueError, ["load_state_dict", "'weight'", "(2, 2)", "(3, 2)"]),
+     RuntimeError, ["load_state_dict", "size mismatch for 'weight'", "shape (3, 2) from checkpoint", "is (2, 2)"]),
+    ("state-dict-shape-mismatch-not-strict",
+     lambda tmp: nn.Linear(2, 2).load_state_dict({"weight": np.ones((3, 2))}, strict=False),
+     RuntimeError, ["load_state_dict", "size mismatch for 'weight'"]),
     ("checkpoint-from-wider-gpt", lambda tmp: gpt().load_state_dict(gpt(n_embd=16).state_dict()),
-     ValueError, ["load_state_dict for GPT", "'wte.weight'", "(5, 8)", "(5, 16)"]),
+     RuntimeError, ["load_state_dict for GPT", "'wte.weight'", "(5, 8)", "(5, 16)"]),
     ("checkpoint-from-deeper-gpt", lambda tmp: gpt().load_state_dict(gpt(n_layer=2).state_dict()),
-     KeyError, ["load_state_dict for GPT", "unexpected keys", "'h.1.attn.c_attn.weight'"]),
+     RuntimeError, ["load_state_dict for GPT", "Unexpected key(s)", "'h.1.attn.c_attn.weight'"]),
     ("optimizer-state-other-groups",
      lambda tmp: optim.SGD([{"params": [w(2)]}, {"params": [w(2)]}], lr=0.1).load_state_dict(sgd().state_dict()),
      ValueError, ["SGD.load_state_dict", "1 parameter groups", "optimizer 2"]),
@@ -206,9 +210,7 @@ CASES: list[tuple[str, Thunk, type[Exception], list[str]]] = [
      TypeError, ["clip_grad_norm_", "max_norm", "number", "str"]),
     ("clip-nan-max-norm", lambda tmp: optim.clip_grad_norm_([w(2)], float("nan")),
      ValueError, ["clip_grad_norm_", "finite", "nan"]),
-    ("step-lr-zero-step-size", lambda tmp: optim.StepLR(sgd(), 0), ValueError, ["StepLR", "step_size", "0"]),
-    ("cosine-warmup-longer-than-run", lambda tmp: optim.CosineWarmupLR(sgd(), 10, 5),
-     ValueError, ["CosineWarmupLR", "warmup_steps <= total_steps", "10 and 5"]),
+    ("step-lr-zero-step-size", lambda tmp: lr_scheduler.StepLR(sgd(), 0), ValueError, ["StepLR", "step_size", "0"]),
     # ---- gradient checks ----------------------------------------------------------------------------------------
     ("gradcheck-float32", lambda tmp: tl.gradcheck(lambda a: a.sum(), w(2)),
      TypeError, ["gradcheck", "input 0", "float32", "float64"]),

@@ -61,7 +61,6 @@ def test_every_public_op_has_a_gradcheck_test():
 
 
 def test_module_level_aliases_are_the_tensor_ops():
-    assert tinygrad_lite.cat is Tensor.cat and tinygrad_lite.stack is Tensor.stack
     assert tinygrad_lite.where is Tensor.where
 
 
