@@ -46,6 +46,13 @@ def _make(data: np.ndarray, requires_grad: bool) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=data.dtype)  # explicit: float64 stays float64
 
 
+def _holds_float64_arrays(data: Any) -> bool:
+    """Whether `data` is, or (nested in lists) holds, a float64 numpy array or scalar: torch keeps float64 then."""
+    if isinstance(data, np.ndarray | np.generic):
+        return data.dtype == np.float64
+    return isinstance(data, list | tuple) and any(_holds_float64_arrays(d) for d in data)
+
+
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of `data` (numbers, nested lists, an ndarray or a Tensor).
 
@@ -56,7 +63,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         arr = np.array(source, dtype=None if dtype is None else _dtype("tensor", dtype), copy=True)
     except ValueError as e:  # ragged nested lists
         raise ValueError(f"tensor: data must be rectangular (every row the same length): {e}") from None
-    if dtype is None and arr.dtype == np.float64 and not isinstance(source, np.ndarray | np.generic):
+    if dtype is None and arr.dtype == np.float64 and not _holds_float64_arrays(source):
         arr = arr.astype(DEFAULT_FLOAT)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"tensor: cannot make a tensor from data of dtype {arr.dtype}")

@@ -88,11 +88,11 @@ def random_split(dataset: Dataset, lengths: Sequence[int | float], generator: An
     return [Subset(dataset, order[end - size:end]) for end, size in zip(itertools.accumulate(sizes), sizes)]
 
 
-def default_collate(batch: list[Any]) -> Any:
+def default_collate(batch: Sequence[Any]) -> Any:
     """Stack a list of samples into a batch, field by field, as torch's default_collate.
 
     Tensors and arrays are stacked along a new first dimension, keeping their dtype; Python floats give
-    float64, ints int64, bools bool; tuples and lists of fields give lists, dicts dicts, strings lists.
+    float64, ints int64, bools bool; tuples and lists of fields give lists, dicts dicts; strings stay as given.
     """
     elem = batch[0]
     if isinstance(elem, Tensor):
@@ -110,15 +110,15 @@ def default_collate(batch: list[Any]) -> Any:
     if isinstance(elem, numbers.Real):
         return Tensor(np.array(batch, dtype=np.float64), dtype=np.float64)
     if isinstance(elem, str | bytes):
-        return list(batch)
+        return batch
     if isinstance(elem, collections.abc.Mapping):
         return {key: default_collate([sample[key] for sample in batch]) for key in elem}
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # a namedtuple keeps its type
-        return type(elem)(*(default_collate(list(field)) for field in zip(*batch)))
+        return type(elem)(*(default_collate(field) for field in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         if any(len(sample) != len(elem) for sample in batch):
             raise RuntimeError("default_collate: each element in list of batch should be of equal size")
-        return [default_collate(list(field)) for field in zip(*batch)]
+        return [default_collate(field) for field in zip(*batch)]
     raise TypeError(f"default_collate: batch must contain tensors, arrays, numbers, dicts or lists; "
                     f"found {type(elem).__name__}")
 

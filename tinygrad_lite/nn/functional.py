@@ -428,7 +428,7 @@ def _check_reduction(op: str, reduction: str) -> None:
 def _target_like(op: str, input: Tensor, target: Any) -> Tensor:
     """`target` as a Tensor of input's shape (and, when it is a number or array, input's dtype)."""
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target, dtype=input.dtype))
+        target = Tensor(np.asarray(target, dtype=input.dtype), dtype=input.dtype)
     if target.shape != input.shape:
         raise ValueError(f"{op}: input of shape {input.shape} and target of shape {target.shape} differ "
                          f"(give them the same shape)")

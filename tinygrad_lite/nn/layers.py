@@ -180,6 +180,11 @@ class Unflatten(Module):
         if not -x.ndim <= self.dim < x.ndim:
             raise ValueError(f"Unflatten: dim {self.dim} is out of range for an input of shape {x.shape}")
         d = self.dim % x.ndim
+        known = math.prod(n for n in self.unflattened_size if n != -1)
+        fits = x.shape[d] % known == 0 if -1 in self.unflattened_size and known else x.shape[d] == known
+        if not fits or self.unflattened_size.count(-1) > 1:
+            raise ValueError(f"Unflatten: the sizes {self.unflattened_size} don't multiply up to the size of dim {d} "
+                             f"({x.shape[d]}) of the input of shape {x.shape}")
         return x.reshape(*x.shape[:d], *self.unflattened_size, *x.shape[d + 1:])
 
     def extra_repr(self) -> str:

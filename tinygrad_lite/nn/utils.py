@@ -34,18 +34,20 @@ def _number(op: str, name: str, value: Any) -> float:
     return float(value)
 
 
+def _vector_norm(v: np.ndarray, p: float) -> float:
+    if p == math.inf:
+        return float(np.max(np.abs(v))) if v.size else 0.0
+    if p == 0:  # the number of non-zero entries, as torch.linalg.vector_norm
+        return float(np.count_nonzero(v))
+    return float(np.sum(np.abs(v.astype(np.float64)) ** p)) ** (1.0 / p)
+
+
 def _norm(grads: list[np.ndarray], norm_type: float) -> float:
-    """The norm of all the gradients joined into one vector."""
-    if not grads:
-        return 0.0
-    if norm_type == math.inf:
-        return max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
-    if norm_type == 2.0:
+    """The norm of the gradients' norms, as PyTorch (for norm_type > 0, the norm of all of them joined)."""
+    if norm_type == 2.0:  # the common case, in one dot product per gradient
         with blas_threads(1):  # see perf.matmul
             return math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads))
-    if norm_type == 0:  # torch's "0-norm": the number of non-zero entries
-        return float(sum(np.count_nonzero(g) for g in grads))
-    return sum(float(np.sum(np.abs(g.astype(np.float64)) ** norm_type)) for g in grads) ** (1.0 / norm_type)
+    return _vector_norm(np.array([_vector_norm(g, norm_type) for g in grads]), norm_type)
 
 
 def clip_grad_norm_(parameters: Params, max_norm: float, norm_type: float | str = 2.0,
