@@ -275,7 +275,7 @@ class _Loss(Module):
     Class weights are buffers, as in PyTorch (in the state dict, not trained).
     """
 
-    function: Any = None
+    _function: Any = None
 
     def __init__(self, reduction: str = "mean", **weights: Tensor | None):
         super().__init__()
@@ -290,7 +290,7 @@ class _Loss(Module):
         return {"reduction": self.reduction, **self._buffers}
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return type(self).function(input, target, **self._options())
+        return type(self)._function(input, target, **self._options())
 
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
@@ -299,7 +299,7 @@ class _Loss(Module):
 class MSELoss(_Loss):
     """Mean squared error: F.mse_loss."""
 
-    function = F.mse_loss
+    _function = F.mse_loss
 
     def __init__(self, reduction: str = "mean"):
         super().__init__(reduction)
@@ -308,7 +308,7 @@ class MSELoss(_Loss):
 class L1Loss(_Loss):
     """Mean absolute error: F.l1_loss."""
 
-    function = F.l1_loss
+    _function = F.l1_loss
 
     def __init__(self, reduction: str = "mean"):
         super().__init__(reduction)
@@ -317,7 +317,7 @@ class L1Loss(_Loss):
 class NLLLoss(_Loss):
     """Negative log-likelihood of class indices under log-probabilities (classes on dimension 1): F.nll_loss."""
 
-    function = F.nll_loss
+    _function = F.nll_loss
 
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__(reduction, weight=weight)
@@ -330,7 +330,7 @@ class NLLLoss(_Loss):
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy: F.cross_entropy with these options (those left at their default are not passed)."""
 
-    function = F.cross_entropy
+    _function = F.cross_entropy
 
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean",
                  label_smoothing: float = 0.0):
@@ -349,7 +349,7 @@ class CrossEntropyLoss(_Loss):
 class BCELoss(_Loss):
     """Binary cross-entropy of probabilities: F.binary_cross_entropy."""
 
-    function = F.binary_cross_entropy
+    _function = F.binary_cross_entropy
 
     def __init__(self, weight: Tensor | None = None, reduction: str = "mean"):
         super().__init__(reduction, weight=weight)
@@ -358,7 +358,7 @@ class BCELoss(_Loss):
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of logits (sigmoid inside, stably): F.binary_cross_entropy_with_logits."""
 
-    function = F.binary_cross_entropy_with_logits
+    _function = F.binary_cross_entropy_with_logits
 
     def __init__(self, weight: Tensor | None = None, reduction: str = "mean", pos_weight: Tensor | None = None):
         super().__init__(reduction, weight=weight, pos_weight=pos_weight)
