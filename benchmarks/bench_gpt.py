@@ -25,7 +25,7 @@ import numpy as np
 
 from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor
-from tinygrad_lite.optim import clip_grad_norm_
+from tinygrad_lite.nn.utils import clip_grad_norm_
 from tinygrad_lite.perf import keep_freed_memory, set_num_threads
 
 try:

@@ -28,7 +28,8 @@ from models.char_data import CharDataset, CharTokenizer
 from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor, no_grad
 from tinygrad_lite.io import load, save
-from tinygrad_lite.optim import clip_grad_norm_, cosine_with_warmup
+from tinygrad_lite.nn.utils import clip_grad_norm_
+from tinygrad_lite.optim.lr_scheduler import cosine_with_warmup
 from tinygrad_lite.perf import keep_freed_memory
 
 

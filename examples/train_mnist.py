@@ -32,6 +32,7 @@ import tinygrad_lite as tl
 import tinygrad_lite.nn.functional as F
 from models.mlp import MLP
 from tinygrad_lite import Tensor, no_grad, optim
+from tinygrad_lite.optim.lr_scheduler import LambdaLR, LRScheduler, cosine_with_warmup
 from tinygrad_lite.perf import keep_freed_memory
 
 N_TRAIN = 50_000  # the rest of the 60,000 is the validation set, as in Nielsen's book
@@ -66,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build(args: argparse.Namespace, steps_per_epoch: int) -> tuple[MLP, optim.Optimizer, optim.LRScheduler | None]:
+def build(args: argparse.Namespace, steps_per_epoch: int) -> tuple[MLP, optim.Optimizer, LRScheduler | None]:
     rng = np.random.default_rng(args.seed)
     if args.classic:
         model = MLP([784, 30, 10], activation="sigmoid", activate_output=True, seed=rng)
@@ -78,8 +79,8 @@ def build(args: argparse.Namespace, steps_per_epoch: int) -> tuple[MLP, optim.Op
         opt = optim.Adam(model.parameters(), lr=args.lr)
     else:
         opt = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    total = args.epochs * steps_per_epoch
-    return model, opt, optim.CosineWarmupLR(opt, warmup_steps=steps_per_epoch // 2, total_steps=total)
+    warmup, total = steps_per_epoch // 2, args.epochs * steps_per_epoch
+    return model, opt, LambdaLR(opt, lambda step: cosine_with_warmup(step, 1.0, warmup, total))
 
 
 def loss_fn(model: MLP, x: Tensor, y: np.ndarray, classic: bool) -> Tensor:

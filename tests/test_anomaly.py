@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -13,12 +14,12 @@ import tinygrad_lite as tl
 from models.gpt import GPT, GPTConfig
 from models.mlp import MLP
 from tinygrad_lite import Tensor, anomaly, nn
-from tinygrad_lite import tensor as engine
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.nn.attention import attention_reference
 from tinygrad_lite.nn.module import _ModuleStack
 from tinygrad_lite.optim import SGD
 
+engine = importlib.import_module("tinygrad_lite.tensor")  # the module: `tinygrad_lite.tensor` is torch.tensor's twin
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's own divide/overflow warnings
 
 THIS_FILE = os.path.abspath(__file__)

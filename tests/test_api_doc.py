@@ -10,12 +10,16 @@ defines (names without a leading underscore), and the names it re-exports (impor
 `# noqa: F401`, ruff's mark for an import kept for others). Each object is listed once, in the first
 section that exports it; the other sections that export it point there. The Function classes in
 `tinygrad_lite/ops/` are left out: they are the Tensor methods' implementation, listed as those methods.
+
+Each section is a table: the call, the first paragraph of its docstring, and how it compares with PyTorch
+(same / differs / not in PyTorch), from the table in tests/api_pytorch.py; every public name needs one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import fnmatch
 import importlib
 import inspect
 import pkgutil
@@ -35,11 +39,15 @@ import models  # noqa: E402
 import tinygrad_lite  # noqa: E402
 from tinygrad_lite import Function, Tensor  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests"))
+from api_pytorch import PENDING_CORE, PYTORCH  # noqa: E402
+
 API_PAGE = REPO / "docs" / "api.md"
 PACKAGES = ("tinygrad_lite", "models")
-FIRST = ["tinygrad_lite", "tinygrad_lite.nn", "tinygrad_lite.nn.functional", "tinygrad_lite.nn.attention",
-         "tinygrad_lite.optim", "tinygrad_lite.datasets", "tinygrad_lite.io", "tinygrad_lite.gradcheck",
-         "tinygrad_lite.viz"]
+FIRST = ["tinygrad_lite", "tinygrad_lite.nn", "tinygrad_lite.nn.functional", "tinygrad_lite.nn.init",
+         "tinygrad_lite.nn.utils", "tinygrad_lite.nn.attention", "tinygrad_lite.optim",
+         "tinygrad_lite.optim.lr_scheduler", "tinygrad_lite.data", "tinygrad_lite.datasets", "tinygrad_lite.random",
+         "tinygrad_lite.io", "tinygrad_lite.gradcheck", "tinygrad_lite.viz"]
 SKIPPED = re.compile(r"^tinygrad_lite\.ops\.")  # Function classes behind the Tensor methods
 
 # Tensor attributes that have no docstring of their own (slots and one-line properties).
@@ -173,45 +181,68 @@ def summary(obj: Any) -> str:
     return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
 
 
-def entry(qualified: str, obj: Any, indent: str = "") -> str:
-    """One bullet: `name(signature)`: summary."""
+def entry(qualified: str, obj: Any) -> tuple[str, str]:
+    """(`name(signature)`, summary) of one entry."""
     if not (callable(obj) or isinstance(obj, property)):
-        return f"{indent}- `{qualified} = {obj!r}`"
+        return f"{qualified} = {obj!r}", ""
     if inspect.isclass(obj) and issubclass(obj, Function) and obj is not Function:
         code = f"{qualified}.apply{signature(obj.forward, drop_first=True)}"
-    elif obj is Function:
-        code = qualified
-    elif inspect.isclass(obj):
-        code = f"{qualified}{signature(obj)}"
-    elif isinstance(obj, property) or not callable(obj):
+    elif obj is Function or isinstance(obj, property) or not callable(obj):
         code = qualified
     else:
         code = f"{qualified}{signature(obj)}"
-    text = summary(obj.fget if isinstance(obj, property) else obj)
-    return f"{indent}- `{code}`" + (f": {text}" if text else "")
+    return code, summary(obj.fget if isinstance(obj, property) else obj)
 
 
-def member_entry(cls: type, qualified: str, name: str) -> str:
+def member_entry(cls: type, qualified: str, name: str) -> tuple[str, str]:
     raw = inspect.getattr_static(cls, name)
     if isinstance(raw, (staticmethod, classmethod)):
-        return entry(f"{qualified}.{name}", getattr(cls, name), "  ")
+        return entry(f"{qualified}.{name}", getattr(cls, name))
     if isinstance(raw, property):
-        return entry(f"{qualified}.{name}", raw, "  ")
-    method_line = entry(f"{qualified}.{name}", raw, "  ")
-    own = signature(raw, drop_first=True)
-    return method_line.replace(f"{qualified}.{name}{signature(raw)}", f"{qualified}.{name}{own}", 1)
+        return entry(f"{qualified}.{name}", raw)
+    code, text = entry(f"{qualified}.{name}", raw)
+    return f"{qualified}.{name}{signature(raw, drop_first=True)}", text
 
 
-def tensor_entry(name: str) -> str:
+def tensor_entry(name: str) -> tuple[str, str]:
     raw = inspect.getattr_static(Tensor, name)
     qualified = f"Tensor.{name}"
     if isinstance(raw, (property, type(Tensor.data))):  # properties and __slots__ members
-        note = TENSOR_NOTES.get(name) or summary(raw.fget if isinstance(raw, property) else raw)
-        return f"- `{qualified}`" + (f": {note}" if note else "")
+        return qualified, TENSOR_NOTES.get(name) or summary(raw.fget if isinstance(raw, property) else raw)
     if isinstance(raw, staticmethod):
         return entry(qualified, getattr(Tensor, name))
-    line = entry(qualified, raw)
-    return line.replace(f"{qualified}{signature(raw)}", f"{qualified}{signature(raw, drop_first=True)}", 1)
+    return f"{qualified}{signature(raw, drop_first=True)}", entry(qualified, raw)[1]
+
+
+# ---- the PyTorch column -----------------------------------------------------------------------------------
+
+
+def status_key(section: str, name: str) -> str:
+    """The key of an entry in tests/api_pytorch.py: its dotted name without the `tinygrad_lite.` prefix."""
+    if section == "Tensor":
+        return name
+    prefix = section.removeprefix("tinygrad_lite").lstrip(".")
+    return f"{prefix}.{name}" if prefix else name
+
+
+def pytorch_status(key: str) -> str | None:
+    """The entry's status: its own key, else the first pattern that matches it."""
+    table = {**PYTORCH, **PENDING_CORE}
+    if key in table:
+        return table[key]
+    return next((v for k, v in PYTORCH.items() if "*" in k and fnmatch.fnmatchcase(key, k)), None)
+
+
+def row(code: str, text: str, status: str | None) -> str:
+    cells = [f"`{code}`" if code else "", text, status or "MISSING: add it to tests/api_pytorch.py"]
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+TABLE_HEAD = ["| call | what it does | PyTorch |", "|---|---|---|"]
+
+
+def entry_name(code: str) -> str:
+    return re.match(r"[A-Za-z_][\w.]*", code).group(0)
 
 
 def _home(module: ModuleType, name: str) -> bool:
@@ -225,10 +256,12 @@ def render() -> str:
     lines = [
         "# API reference",
         "",
-        "Every public function and class, one line each: the call and the first line of its docstring.",
-        "Generated from the code by `python tests/test_api_doc.py`; `tests/test_api_doc.py` fails when this",
-        "page and the code disagree. Shapes follow the docstrings: B batch, T time, C channels, nh heads,",
-        "hs head size, N rows. For the ideas behind them, start with the [tour](tour.md).",
+        "Every public function and class, one row each: the call, the first paragraph of its docstring, and how it",
+        "compares with PyTorch: **same** (name, signature as far as it goes, semantics), **differs** (how, and why)",
+        "or **not in PyTorch**. Generated from the code by `python tests/test_api_doc.py` (the PyTorch column from",
+        "`tests/api_pytorch.py`); `tests/test_api_doc.py` fails when this page and the code disagree. Shapes follow",
+        "the docstrings: B batch, T time, C channels, nh heads, hs head size, N rows. For the ideas behind them,",
+        "start with the [tour](tour.md).",
         "",
     ]
     for module_name, listed, elsewhere in sections():
@@ -238,35 +271,42 @@ def render() -> str:
         doc = summary(module)
         if doc:
             lines += [doc, ""]
+        rows = []
         if module_name == "tinygrad_lite":
             listed = [n for n in listed if n != "Tensor"]
-            lines.append(entry("Tensor", Tensor) + " Its members are listed [below](#tensor).")
+            code, text = entry("Tensor", Tensor)
+            rows.append(row(code, text + " Its members are listed [below](#tensor).", pytorch_status("Tensor")))
         for n in listed:
             obj = getattr(module, n)
-            lines.append(entry(n, obj))
+            parts = [entry(n, obj)]
             if inspect.isclass(obj):
-                lines += [member_entry(obj, n, m) for m in class_members(obj)]
+                parts += [member_entry(obj, n, m) for m in class_members(obj)]
+            rows += [row(code, text, pytorch_status(status_key(module_name, entry_name(code)))) for code, text in parts]
+        if rows:
+            lines += TABLE_HEAD + rows + [""]
         elsewhere = [(n, where) for n, where in elsewhere if _home(module, n)]
         if elsewhere:
             refs = ", ".join(f"`{n}` ({where})" for n, where in elsewhere)
-            lines.append(f"- Also exported here, listed above: {refs}.")
-        lines.append("")
+            lines += [f"Also exported here, listed above: {refs}.", ""]
         if module_name == "tinygrad_lite":
             lines += render_tensor()
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def render_tensor() -> list[str]:
-    lines = ["## `Tensor`", "", summary(Tensor), ""]
-    lines += [tensor_entry(n) for n in tensor_members()]
+    lines = ["## `Tensor`", "", summary(Tensor), ""] + TABLE_HEAD
+    for n in tensor_members():
+        code, text = tensor_entry(n)
+        lines.append(row(code, text, pytorch_status(f"Tensor.{n}")))
     ops = ", ".join(f"`{symbol}`" for symbol, dunder in OPERATORS)
-    lines += [f"- Operators: {ops} (with numbers and arrays on either side, as in numpy).", ""]
+    lines += [row("", f"Operators: {ops} (with numbers and arrays on either side, as in numpy).",
+                  pytorch_status("Tensor operators")), ""]
     return lines
 
 
 # ---- reading the page back ------------------------------------------------------------------------------
 
-ENTRY = re.compile(r"^\s*- `([A-Za-z_][\w.]*)")
+ENTRY = re.compile(r"^\| `([A-Za-z_][\w.]*)")
 
 
 def listed_on_page(text: str) -> list[tuple[str, str]]:
@@ -334,6 +374,30 @@ def test_the_required_modules_have_sections() -> None:
 def test_tensor_notes_and_operators_exist() -> None:
     assert all(hasattr(Tensor, n) for n in TENSOR_NOTES), [n for n in TENSOR_NOTES if not hasattr(Tensor, n)]
     assert all(hasattr(Tensor, dunder) for _, dunder in OPERATORS)
+
+
+def page_keys() -> list[str]:
+    """The PyTorch-table key of every entry of the page, and of the operators row."""
+    return [status_key(section, name) for section, name in listed_on_page(render())] + ["Tensor operators"]
+
+
+def test_every_public_name_has_a_pytorch_status() -> None:
+    missing = [key for key in page_keys() if pytorch_status(key) is None]
+    assert not missing, f"names without a PyTorch status (add them to tests/api_pytorch.py): {missing}"
+
+
+def test_the_pytorch_table_names_only_what_exists() -> None:
+    keys = page_keys()
+    stale = [k for k in PYTORCH if "*" not in k and k not in keys]
+    stale += [k for k in PYTORCH if "*" in k and not any(fnmatch.fnmatchcase(key, k) for key in keys)]
+    assert not stale, f"tests/api_pytorch.py describes names that are not public: {stale}"
+    assert not set(PYTORCH) & set(PENDING_CORE)
+
+
+def test_statuses_say_same_differs_or_not_in_pytorch() -> None:
+    bad = {k: v for k, v in {**PYTORCH, **PENDING_CORE}.items()
+           if not re.match(r"(same|differs|not in PyTorch)\b", v)}
+    assert not bad, f"a status starts with 'same', 'differs' or 'not in PyTorch': {bad}"
 
 
 if __name__ == "__main__":

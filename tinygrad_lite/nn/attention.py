@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..perf import blas_threads, split_across_cores
+from ..random import get_generator
 from ..tensor import Function, Tensor
 
 Seed = int | np.random.Generator | None
@@ -52,7 +53,7 @@ def _causal_bias(t: int, s: int, dtype: np.dtype) -> np.ndarray:
 
 def dropout_mask(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -> np.ndarray:
     """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p) (`F.dropout` and attention's dropout)."""
-    keep = np.random.default_rng(rng).random(shape, dtype=np.float32) >= p
+    keep = get_generator(rng, "dropout").random(shape, dtype=np.float32) >= p
     return keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import perf
+from ..ops import broadcast_shape
 from ..tensor import Function, Tensor
 from .attention import dropout_mask, scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
 
@@ -397,3 +398,184 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     out = np.zeros(t.shape + (num_classes,), dtype=np.int64)
     np.put_along_axis(out, t[..., None].astype(np.intp), 1, axis=-1)
     return Tensor(out)
+
+
+# ---- activations and losses composed of Tensor ops ------------------------------------------------
+# Each is a composition of existing ops, so its gradient (and its gradient's gradient) comes for free.
+# A `where` must not hide an inf or a NaN in the branch it does not take: its gradient there is 0, but
+# 0 times the inf of that branch's own gradient is NaN. So each branch's input is made safe first.
+
+
+def _log1p(x: Tensor) -> Tensor:
+    """log(1 + x) accurate for tiny x (x > -1): Goldberg's log(w) * x / (w - 1) with w = 1 + x rounded."""
+    w = 1.0 + x
+    exact = w == 1.0  # x below half an ulp of 1: log1p(x) = x - x²/2 to round-off (the x² keeps d²/dx² right)
+    w_safe = Tensor.where(exact, 2.0, w)
+    return Tensor.where(exact, x * (1.0 - 0.5 * x), w_safe.log() * (x / (w_safe - 1.0)))
+
+
+def _expm1(x: Tensor) -> Tensor:
+    """exp(x) - 1 accurate for tiny x: Kahan's (u - 1) * x / log(u) with u = exp(x) rounded, for |x| < 1/2."""
+    small = x.abs() < 0.5
+    x_small = Tensor.where(small, x, 0.25)
+    u = x_small.exp()
+    exact = u == 1.0  # |x| below half an ulp: expm1(x) = x + x²/2 to round-off (the x² keeps d²/dx² right)
+    u_safe = Tensor.where(exact, 2.0, u)
+    kahan = Tensor.where(exact, x_small * (1.0 + 0.5 * x_small), (u_safe - 1.0) * (x_small / u_safe.log()))
+    return Tensor.where(small, kahan, x.exp() - 1.0)
+
+
+def _check_tensor(op: str, x: Any) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__} (wrap arrays in Tensor(...))")
+    return x
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope * x (the gradient at 0 is negative_slope, as in PyTorch)."""
+    x = _check_tensor("leaky_relu", input)
+    return Tensor.where(x > 0, x, x * negative_slope)
+
+
+def silu(input: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    x = _check_tensor("silu", input)
+    return x * x.sigmoid()
+
+
+def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    x = _check_tensor("elu", input)
+    positive = x > 0
+    return Tensor.where(positive, x, _expm1(Tensor.where(positive, 0.0, x)) * alpha)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as in PyTorch).
+
+    Written as max(z, 0) + log1p(exp(-|z|)) for z = beta x: no overflow for any x, exact for very negative x,
+    and the gradient at 0 is sigmoid(0) = 1/2 (the kinks of max and |.| are taken on opposite sides).
+    """
+    x = _check_tensor("softplus", input)
+    z = x * beta if beta != 1 else x
+    positive = z > 0
+    stable = Tensor.where(positive, z, 0.0) + _log1p(Tensor.where(positive, -z, z).exp())
+    if beta != 1:
+        stable = stable / beta
+    return Tensor.where(z > threshold, x, stable)
+
+
+def _reduce(losses: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+def _check_reduction(op: str, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _target_like(op: str, input: Tensor, target: Any) -> Tensor:
+    """`target` as a Tensor of input's shape (and, when it is a number or array, input's dtype)."""
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target, dtype=input.dtype), dtype=input.dtype)
+    if target.shape != input.shape:
+        raise ValueError(f"{op}: input of shape {input.shape} and target of shape {target.shape} differ "
+                         f"(give them the same shape)")
+    return target
+
+
+def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean (or sum, or elementwise) of |input - target|; input and target of one shape."""
+    _check_reduction("l1_loss", reduction)
+    x = _check_tensor("l1_loss", input)
+    return _reduce((x - _target_like("l1_loss", x, target)).abs(), reduction)
+
+
+def nll_loss(input: Tensor, target: Any, weight: Tensor | None = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of class indices under log-probabilities, as torch's (classes on dimension 1).
+
+    input: (N, C), (C,) or (N, C, d1, ...); target: integer (N,), () or (N, d1, ...). `weight` (C,) scales
+    each class; the mean divides by the summed weights of the counted targets; `ignore_index` is not counted.
+    """
+    op = "nll_loss"
+    _check_reduction(op, reduction)
+    x = _check_tensor(op, input)
+    t = _index_array(op, target)
+    if x.ndim == 0 or t.shape != (x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()):
+        raise ValueError(f"{op}: input of shape {x.shape} (classes on dimension 1, or a single (C,) row) needs "
+                         f"a target of shape {x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()}, got {t.shape}")
+    n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    if weight is not None and (not isinstance(weight, Tensor) or weight.shape != (n_classes,)):
+        raise ValueError(f"{op}: weight must be a Tensor of shape ({n_classes},) (one per class), got "
+                         f"{getattr(weight, 'shape', type(weight).__name__)}")
+    _check_range(op, "target", t, n_classes, ignore_index)
+    if x.ndim == 1:
+        rows = x.reshape(1, n_classes)
+    elif x.ndim == 2:
+        rows = x
+    else:  # (N, C, d1, ...) -> (N * d1 * ..., C)
+        rows = x.permute(0, *range(2, x.ndim), 1).reshape(-1, n_classes)
+    flat = t.reshape(-1)
+    counted = flat != ignore_index
+    safe = np.where(counted, flat, 0)
+    scale = counted.astype(x.dtype) if weight is None else weight.data.astype(x.dtype)[safe] * counted
+    losses = -rows[np.arange(len(safe)), safe] * scale
+    if reduction == "none":
+        return losses.reshape(t.shape)
+    if reduction == "sum":
+        return losses.sum()
+    total_weight = float(scale.sum())
+    return losses.sum() * (1.0 / total_weight if total_weight else math.nan)  # all ignored: NaN, as torch
+
+
+def _clamped_log(p: Tensor) -> Tensor:
+    """log(p) clamped below at -100, as torch's binary_cross_entropy: log(0) is -100 with gradient 0, not -inf."""
+    positive = p > 0
+    return Tensor.where(positive, Tensor.where(positive, p, 1.0).log(), -100.0).clip(min=-100.0)
+
+
+def _loss_weight(op: str, name: str, weight: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
+    if weight is None:
+        return None
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(weight).__name__}")
+    broadcast_shape(op, weight.shape, shape)
+    return weight.detach()
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Tensor | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """-(y log p + (1 - y) log(1 - p)) for probabilities p in [0, 1] (logs clamped at -100, as in PyTorch).
+
+    `weight` (broadcastable to the input) scales each element's loss.
+    """
+    op = "binary_cross_entropy"
+    _check_reduction(op, reduction)
+    p = _check_tensor(op, input)
+    y = _target_like(op, p, target)
+    if p.size and (p.data.min() < 0 or p.data.max() > 1):
+        raise ValueError(f"{op}: all elements of input should be between 0 and 1 (probabilities; for logits use "
+                         f"binary_cross_entropy_with_logits), got values in [{p.data.min()}, {p.data.max()}]")
+    losses = -(y * _clamped_log(p) + (1.0 - y) * _clamped_log(1.0 - p))
+    w = _loss_weight(op, "weight", weight, p.shape)
+    return _reduce(losses if w is None else losses * w, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Tensor | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """binary_cross_entropy(sigmoid(x), y) computed stably from the logits x: (1 - y) x + softplus(-x).
+
+    `pos_weight` (broadcastable, e.g. (C,)) scales the positive term: (1 - y) x + (1 + (pos_weight - 1) y) softplus(-x).
+    """
+    op = "binary_cross_entropy_with_logits"
+    _check_reduction(op, reduction)
+    x = _check_tensor(op, input)
+    y = _target_like(op, x, target)
+    log_sigmoid_neg = softplus(-x, threshold=math.inf)  # -log(sigmoid(x)), without the linear cut-off
+    pw = _loss_weight(op, "pos_weight", pos_weight, x.shape)
+    losses = (1.0 - y) * x + (log_sigmoid_neg if pw is None else (1.0 + (pw - 1.0) * y) * log_sigmoid_neg)
+    w = _loss_weight(op, "weight", weight, x.shape)
+    return _reduce(losses if w is None else losses * w, reduction)

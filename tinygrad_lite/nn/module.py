@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -17,6 +17,23 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any, dtype: Any = None):
         super().__init__(data, requires_grad=True, dtype=dtype)
+
+
+def _clear_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """Drop each gradient, or with `set_to_none=False` fill it with zeros in place (Module's and Optimizer's
+    zero_grad)."""
+    for p in params:
+        if set_to_none or p.grad is None:
+            p.grad = None
+        else:
+            p.grad.data[...] = 0
+
+
+class _IncompatibleKeys(NamedTuple):
+    """What `load_state_dict(strict=False)` returns, as PyTorch's."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class _ModuleStack:
@@ -116,7 +133,17 @@ class Module:
             yield m
 
     def children(self) -> Iterator[Module]:
-        yield from self._modules.values()
+        """The direct sub-modules (each once)."""
+        for _, m in self.named_children():
+            yield m
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """(attribute name, module) for each direct sub-module (each once)."""
+        seen: set[int] = set()
+        for name, m in self._modules.items():
+            if id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """Every parameter once (shared ones under their first name), with dotted names."""
@@ -162,9 +189,45 @@ class Module:
         """Set evaluation mode (dropout off); same as `train(False)`."""
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient, or with `set_to_none=False` fill it with zeros in place."""
+        _clear_grads(self.parameters(), set_to_none)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Turn gradients of every parameter on or off (freeze a part of a model); returns self."""
         for p in self.parameters():
-            p.grad = None
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    # ---- dtype ------------------------------------------------------------------------------
+    def to(self, dtype: Any) -> Module:
+        """Cast every floating-point parameter and buffer (and gradient) to `dtype`, in place; returns self.
+
+        Integer buffers are left alone, as in PyTorch. 'cpu', the only device, is accepted and changes nothing.
+        """
+        if isinstance(dtype, str) and dtype == "cpu":
+            return self
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"{type(self).__name__}.to: expected a dtype such as np.float64 (or 'cpu'), "
+                            f"got {dtype!r}") from None
+        if dt.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: nn.Module.to only accepts floating point dtypes, got {dt}")
+        for t in [*self.parameters(), *self.buffers()]:
+            if t.dtype.kind == "f":
+                t.data = t.data.astype(dt, copy=False)
+                if t.grad is not None:
+                    t.grad.data = t.grad.data.astype(dt, copy=False)
+        return self
+
+    def float(self) -> Module:
+        """Cast floating-point parameters and buffers to float32; returns self."""
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        """Cast floating-point parameters and buffers to float64; returns self."""
+        return self.to(np.float64)
 
     # ---- state ----------------------------------------------------------------------------
     def _persistent_buffers(self) -> Iterator[tuple[str, Tensor]]:
@@ -177,20 +240,33 @@ class Module:
         """Copies of every parameter's and persistent buffer's array, by dotted name."""
         return {name: t.data.copy() for name, t in [*self.named_parameters(), *self._persistent_buffers()]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load arrays by name; a missing or unexpected key or a shape mismatch is an error."""
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> _IncompatibleKeys:
+        """Copy arrays into the parameters and persistent buffers by name, in place (each keeps its dtype).
+
+        A shape mismatch is a RuntimeError; so are missing and unexpected keys unless `strict=False`.
+        Returns the named tuple (missing_keys, unexpected_keys), as PyTorch.
+        """
         own = dict([*self.named_parameters(), *self._persistent_buffers()])
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise KeyError(f"load_state_dict for {type(self).__name__}: "
-                           f"missing keys {missing}, unexpected keys {unexpected}")
-        for name, p in own.items():
-            value = np.asarray(state[name].data if isinstance(state[name], Tensor) else state[name])
-            if value.shape != p.shape:
-                raise ValueError(f"load_state_dict for {type(self).__name__}: parameter {name!r} has shape {p.shape} "
-                                 f"but the state holds shape {value.shape}")
-            p.data = value.astype(p.dtype, copy=True)
+        missing = [name for name in own if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in own]
+        errors = []
+        if strict and missing:
+            errors.append(f"Missing key(s) in state_dict: {', '.join(repr(k) for k in missing)}.")
+        if strict and unexpected:
+            errors.append(f"Unexpected key(s) in state_dict: {', '.join(repr(k) for k in unexpected)}.")
+        values = {}
+        for name, t in own.items():
+            if name in state_dict:
+                value = state_dict[name]
+                values[name] = np.asarray(value.data if isinstance(value, Tensor) else value)
+                if values[name].shape != t.shape:
+                    errors.append(f"size mismatch for {name!r}: copying a param with shape {values[name].shape} "
+                                  f"from checkpoint, the shape in current model is {t.shape}.")
+        if errors:
+            raise RuntimeError(f"Error(s) in load_state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        for name, value in values.items():
+            own[name].data[...] = value
+        return _IncompatibleKeys(missing, unexpected)
 
     # ---- printing ---------------------------------------------------------------------------
     def extra_repr(self) -> str:

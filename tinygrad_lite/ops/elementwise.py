@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..perf import split_in_blocks
+from ..random import get_generator
 from ..tensor import DEFAULT_FLOAT, Function, Tensor, in_place
 from . import broadcast_shape, floating, operands, promote, tensor_method
 
@@ -175,7 +176,19 @@ def masked_fill_(self: Tensor, mask: Any, value: float) -> Tensor:
     return in_place(self, "masked_fill_", lambda t: t.masked_fill(mask, value))
 
 
-for _fn in (zero_, fill_, copy_, clamp_, masked_fill_):
+def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
+    """Fill with samples uniform in [a, b) in place, from `generator` (default: the global one); returns self."""
+    values = get_generator(generator, "uniform_").uniform(a, b, self.shape).astype(self.dtype)
+    return in_place(self, "uniform_", lambda t: _filled(t, Tensor(values)))
+
+
+def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
+    """Fill with samples of N(mean, std²) in place, from `generator` (default: the global one); returns self."""
+    values = get_generator(generator, "normal_").normal(mean, std, self.shape).astype(self.dtype)
+    return in_place(self, "normal_", lambda t: _filled(t, Tensor(values)))
+
+
+for _fn in (zero_, fill_, copy_, clamp_, masked_fill_, uniform_, normal_):
     _fn.__qualname__ = f"Tensor.{_fn.__name__}"
     setattr(Tensor, _fn.__name__, _fn)
 

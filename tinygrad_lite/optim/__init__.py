@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules with PyTorch's update rules.
+"""Optimizers with PyTorch's update rules; learning-rate schedules are in `optim.lr_scheduler`.
 
     >>> opt = AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
     >>> loss.backward(); opt.step(); opt.zero_grad()
@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .perf import blas_threads
-from .tensor import Tensor
+from ..nn.module import _clear_grads
+from ..nn.utils import clip_grad_norm_  # noqa: F401  (PyTorch's place is nn.utils; kept here for old callers)
+from ..tensor import Tensor
 
 ParamsArg = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -70,11 +71,9 @@ class Optimizer:
             seen.add(id(p))
         self.param_groups.append({**self.defaults, **group, "params": params})
 
-    def zero_grad(self) -> None:
-        """Drop every parameter's gradient (PyTorch's set_to_none=True)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient, or with `set_to_none=False` fill it with zeros in place."""
+        _clear_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self) -> None:
         for group in self.param_groups:
@@ -229,88 +228,100 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float) -> float:
-    """Scale all gradients in place so that their joint L2 norm is at most `max_norm`; returns the norm before."""
-    _check_numbers("clip_grad_norm_", max_norm=max_norm)
-    if max_norm <= 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
-    params = [params] if isinstance(params, Tensor) else list(params)
-    grads = [p.grad.data for p in params if p.grad is not None]
-    with blas_threads(1):  # see perf.matmul
-        total = math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads))
-    coef = float(max_norm) / (total + 1e-6)
-    if coef < 1.0:
-        for g in grads:
-            g *= coef
-    return total
+class RMSprop(Optimizer):
+    """RMSprop (Hinton): divide the gradient by a running RMS of recent gradients, as PyTorch's.
+
+    v = alpha v + (1 - alpha) g²; with `centered`, the running mean ḡ of g is subtracted (v - ḡ²);
+    step g / (sqrt(v) + eps), through a momentum buffer when `momentum` > 0. `weight_decay` is L2.
+    """
+
+    def __init__(self, params: ParamsArg, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+        _check_numbers("RMSprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+        for name, value in dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum).items():
+            if value < 0:
+                raise ValueError(f"RMSprop: {name} must be >= 0, got {value}")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=bool(centered)))
+
+    def _update(self, p, grad, state, group):
+        lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
+        wd, momentum = float(group["weight_decay"]), float(group["momentum"])
+        if not state:
+            state.update(step=0, square_avg=np.zeros_like(p.data))
+            if momentum > 0:
+                state["momentum_buffer"] = np.zeros_like(p.data)
+            if group["centered"]:
+                state["grad_avg"] = np.zeros_like(p.data)
+        state["step"] += 1
+        if wd:
+            grad = grad + wd * p.data
+        square_avg, avg = state["square_avg"], self._buffer(p)
+        square_avg *= alpha
+        square_avg += (1.0 - alpha) * grad * grad
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            weight = 1.0 - alpha  # grad_avg.lerp_(grad, weight), in PyTorch's two forms
+            if weight < 0.5:
+                grad_avg += weight * (grad - grad_avg)
+            else:
+                grad_avg[...] = grad - (grad - grad_avg) * alpha
+            np.subtract(square_avg, grad_avg * grad_avg, out=avg)
+            np.sqrt(avg, out=avg)
+        else:
+            np.sqrt(square_avg, out=avg)
+        avg += eps
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += grad / avg
+            np.multiply(buf, lr, out=avg)
+        else:
+            np.divide(grad, avg, out=avg)
+            avg *= lr
+        p.data -= avg
 
 
-# ---- learning-rate schedules ------------------------------------------------------------------
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.): divide by the root of the sum of all past squared gradients, as PyTorch's.
+
+    The step size decays as lr / (1 + (step - 1) lr_decay); the sums start at `initial_accumulator_value`.
+    `weight_decay` is L2 added to the gradient.
+    """
+
+    def __init__(self, params: ParamsArg, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+        _check_numbers("Adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                       initial_accumulator_value=initial_accumulator_value, eps=eps)
+        for name, value in dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                initial_accumulator_value=initial_accumulator_value, eps=eps).items():
+            if value < 0:
+                raise ValueError(f"Adagrad: {name} must be >= 0, got {value}")
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+        for group in self.param_groups:  # PyTorch makes the state at once: it is in state_dict before any step
+            for p in group["params"]:
+                self._init_state(p, self.state.setdefault(p, {}), group)
+
+    @staticmethod
+    def _init_state(p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state.update(step=0, sum=np.full_like(p.data, group["initial_accumulator_value"]))
+
+    def _update(self, p, grad, state, group):
+        if not state:  # a group added after construction
+            self._init_state(p, state, group)
+        state["step"] += 1
+        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        if wd:
+            grad = grad + wd * p.data
+        clr = lr / (1.0 + (state["step"] - 1) * float(group["lr_decay"]))
+        total, std = state["sum"], self._buffer(p)
+        total += grad * grad
+        np.sqrt(total, out=std)
+        std += eps
+        np.divide(grad, std, out=std)
+        std *= clr
+        p.data -= std
 
 
-class LRScheduler:
-    """Sets every group's lr from `lr_at(step)`; call `step()` once per epoch or iteration, after `opt.step()`."""
-
-    def __init__(self, optimizer: Optimizer):
-        self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
-        self.last_epoch = -1
-        self.step()
-
-    def lr_at(self, step: int, base_lr: float) -> float:
-        raise NotImplementedError
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(self.last_epoch, base)
-
-    def get_last_lr(self) -> list[float]:
-        return [g["lr"] for g in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.base_lrs = [float(b) for b in state["base_lrs"]]
-        self.last_epoch = int(state["last_epoch"]) - 1
-        self.step()
-
-
-class StepLR(LRScheduler):
-    """lr = base_lr * gamma ** (step // step_size)."""
-
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
-        if not isinstance(step_size, int | np.integer) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
-        self.step_size, self.gamma = step_size, gamma
-        super().__init__(optimizer)
-
-    def lr_at(self, step: int, base_lr: float) -> float:
-        return base_lr * self.gamma ** (step // self.step_size)
-
-
-def cosine_with_warmup(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0) -> float:
-    """Linear warm-up to base_lr over `warmup_steps`, then cosine decay to `min_lr` at `total_steps` (nanoGPT)."""
-    if step < warmup_steps:
-        return base_lr * (step + 1) / (warmup_steps + 1)
-    if step >= total_steps:
-        return min_lr
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (base_lr - min_lr)
-
-
-class CosineWarmupLR(LRScheduler):
-    """`cosine_with_warmup` as a scheduler: warm-up, cosine decay, then `min_lr`."""
-
-    def __init__(self, optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
-        if not 0 <= warmup_steps <= total_steps:
-            raise ValueError(f"CosineWarmupLR: need 0 <= warmup_steps <= total_steps, "
-                             f"got {warmup_steps} and {total_steps}")
-        self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
-        super().__init__(optimizer)
-
-    def lr_at(self, step: int, base_lr: float) -> float:
-        return cosine_with_warmup(step, base_lr, self.warmup_steps, self.total_steps, self.min_lr)
+from . import lr_scheduler  # noqa: E402,F401  (torch.optim.lr_scheduler's place; it needs Optimizer above)
