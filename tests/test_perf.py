@@ -97,10 +97,10 @@ def test_thread_count_follows_the_environment(monkeypatch):
 
 
 @pytest.fixture
-def threads_in_use(two_threads, monkeypatch):
-    """As if GELU or attention had just split work across our threads: products split too."""
-    monkeypatch.setattr(perf, "_SHARING_SECONDS", float("inf"))
-    monkeypatch.setattr(perf, "_last_shared", 0.0)
+def threads_in_use(two_threads):
+    """Products split across our threads (as once GELU or attention has split work)."""
+    with perf.using_products("engine"):
+        yield
 
 
 @pytest.mark.parametrize("shape", [(300, 200, 100), (7, 3, 5), (2000, 64, 40), (40, 64, 2000)])
@@ -117,17 +117,23 @@ def test_split_matmul_equals_numpy(threads_in_use, shape, monkeypatch):
     assert splits == ([max(m, n)] * 2 if big else [])  # along the longer side: rows of a or columns of b
 
 
-def test_products_use_our_threads_only_while_they_are_in_use(two_threads, monkeypatch):
-    monkeypatch.setattr(perf, "_last_shared", -float("inf"))
+def test_products_use_our_threads_once_elementwise_work_was_split(two_threads, monkeypatch):
+    monkeypatch.setattr(perf, "_elementwise_shared", False)
     splits = []
     split = perf._split
     monkeypatch.setattr(perf, "_split", lambda work, n, min_items: splits.append(n) or split(work, n, min_items))
     a = np.ones((400, 200))
     perf.matmul(a, a.T)
-    assert splits == []  # OpenBLAS's own threads, as hand-written numpy
+    assert splits == [] and perf.product_policy() == "blas"  # OpenBLAS's own threads, as hand-written numpy
     perf.split_across_cores(lambda part: None, 10)
     perf.matmul(a, a.T)
-    assert splits == [10, 400]
+    assert splits == [10, 400] and perf.product_policy() == "engine"
+    with perf.using_products("blas"):  # a block can pin the policy
+        perf.matmul(a, a.T)
+    assert splits == [10, 400] and perf.product_policy() == "engine"
+    with pytest.raises(ValueError, match="policy must be one of"):
+        with perf.using_products("fast"):
+            pass
 
 
 def test_large_linear_and_matmul_gradients_on_two_threads(threads_in_use):
@@ -156,13 +162,12 @@ def test_gelu_in_many_blocks_matches_the_formula(two_threads):
     np.testing.assert_allclose(x.grad.data, upstream * slope, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("in_use", [False, True])
-def test_matmuls_computes_each_listed_product(two_threads, monkeypatch, in_use):
-    monkeypatch.setattr(perf, "_last_shared", 0.0 if in_use else -float("inf"))
-    monkeypatch.setattr(perf, "_SHARING_SECONDS", float("inf"))
+@pytest.mark.parametrize("policy", ["blas", "engine"])
+def test_matmuls_computes_each_listed_product(two_threads, policy):
     rng = np.random.default_rng(3)
     a, b, c = rng.standard_normal((50, 30)), rng.standard_normal((30, 20)), rng.standard_normal((20, 40))
-    first, skipped, second = perf.matmuls((a, b), None, (b, c))
+    with perf.using_products(policy):
+        first, skipped, second = perf.matmuls((a, b), None, (b, c))
     assert skipped is None
     np.testing.assert_allclose(first, a @ b, rtol=1e-12)
     np.testing.assert_allclose(second, b @ c, rtol=1e-12)

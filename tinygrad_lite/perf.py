@@ -10,13 +10,20 @@ numpy's elementwise ops run on one core. `split_across_cores(work, n)` runs
 `work(slice)` on consecutive parts of range(n) in `get_num_threads()` threads
 at once (numpy releases the GIL inside ufuncs and matrix products), the calling
 thread taking the first part, with OpenBLAS held to one thread meanwhile.
-`matmul` splits the rows of a large product the same way, so that the engine
-never wakes OpenBLAS's own helper threads: after each product they share, those
-spin for about a tenth of a second, taking the second core from the next
-elementwise op that is split across both (measured: a GPT step ran 15% faster
-once they stopped spinning). OpenBLAS's thread count is one process-wide
-setting (its `openblas_set_num_threads_local` changes it for every thread too),
-so `blas_threads` restores it as soon as the parts are done.
+OpenBLAS's thread count is one process-wide setting (its
+`openblas_set_num_threads_local` changes it for every thread too), so
+`blas_threads` restores it as soon as the parts are done.
+
+Matrix products follow one policy (`product_policy`): "blas" leaves them to
+OpenBLAS's own threads, as hand-written numpy does; "engine" splits a large
+product across our threads, each on one BLAS thread. Why both: after each
+product they share, OpenBLAS's helper threads spin for about a tenth of a
+second, taking the second core from the next elementwise op split across both
+(a GPT step ran 15% faster once they stopped spinning: python benchmarks/bench_gpt.py),
+while a model with no split elementwise work (the MLP) is fastest on OpenBLAS's
+threads. The default, "auto", is "blas" until the process first splits
+elementwise work across cores (GELU, LayerNorm, attention), then "engine" for
+good; `using_products(policy)` pins it for a block (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -25,11 +32,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
-import math
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -182,9 +187,9 @@ def split_across_cores(work: Callable[[slice], None], n: int, min_items: int = 2
     `work` must only touch its own part of the data. Below `min_items` items per
     thread (and inside another split) it runs as one call `work(slice(0, n))`.
     """
-    global _last_shared
+    global _elementwise_shared
     if _split(work, n, min_items):
-        _last_shared = time.perf_counter()
+        _elementwise_shared = True
 
 
 def _split(work: Callable[[slice], None], n: int, min_items: int) -> bool:
@@ -228,22 +233,39 @@ def split_in_blocks(work: Callable[[slice], None], n: int, block: int = 1 << 17)
 
 
 _MATMUL_MIN_FLOPS = 1 << 22  # multiply-adds below which one core is faster than two
-_SHARING_SECONDS = 1.0  # how long after our threads last split work they count as in use
-_last_shared = -math.inf  # when split_across_cores last ran parts in several threads
+_POLICIES = ("auto", "blas", "engine")
+_policy = "auto"
+_elementwise_shared = False  # set when split_across_cores first ran parts in several threads
+
+
+def product_policy() -> str:
+    """Where the engine's matrix products run now: "blas" (OpenBLAS's threads) or "engine" (split across ours)."""
+    if _policy != "auto":
+        return _policy
+    return "engine" if _elementwise_shared else "blas"
+
+
+@contextlib.contextmanager
+def using_products(policy: str) -> Iterator[None]:
+    """Run the engine's matrix products by `policy` ("auto", "blas" or "engine") inside the block."""
+    global _policy
+    if policy not in _POLICIES:
+        raise ValueError(f"using_products: policy must be one of {_POLICIES}, got {policy!r}")
+    before, _policy = _policy, policy
+    try:
+        yield
+    finally:
+        _policy = before
 
 
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """a @ b (+ bias, broadcast over rows) for the engine's ops, on OpenBLAS's threads or on ours, whichever pays.
+    """a @ b (+ bias, broadcast over rows) for the engine's ops, by `product_policy()`.
 
-    OpenBLAS's helper threads spin for about a tenth of a second after every
-    product they share. That makes its products fast when nothing else runs (the
-    MLP: as fast as hand-written numpy), but while our threads split GELU or
-    attention, the spinning takes their core (measured: a third off their speed).
-    So once our threads are in use, every product runs on one BLAS thread per
-    call, a large 2-D one (M, K) @ (K, N) split across our threads along M or N,
-    whichever halves the larger operand; each thread adds the bias to its part.
+    "blas": one numpy product on OpenBLAS's threads. "engine": every product on one
+    BLAS thread per call, a large 2-D one (M, K) @ (K, N) split across our threads
+    along M or N, whichever halves the larger operand; each thread adds the bias to its part.
     """
-    if not _threads_in_use():
+    if product_policy() == "blas":
         return _plus(a @ b, bias)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < _MATMUL_MIN_FLOPS:
         with blas_threads(1):
@@ -266,13 +288,13 @@ def _plus(out: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
 def matmuls(*pairs: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray | None]:
     """[a @ b for (a, b) in pairs] for independent products (a Linear layer's gradients); None gives None.
 
-    While our threads are in use, the products run at once, one per thread: each at
+    Under the "engine" policy the products run at once, one per thread: each at
     one-thread speed without packing any operand twice, which beats splitting each
     product when they are small. Otherwise they run one after another through `matmul`.
     """
     todo = [i for i, pair in enumerate(pairs) if pair is not None]
     results: list[np.ndarray | None] = [None] * len(pairs)
-    if len(todo) < 2 or _num_threads < 2 or not _threads_in_use():
+    if len(todo) < 2 or _num_threads < 2 or product_policy() == "blas":
         for i in todo:
             results[i] = matmul(*pairs[i])
         return results
@@ -284,7 +306,3 @@ def matmuls(*pairs: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray | N
 
     _split(products, len(todo), min_items=1)
     return results
-
-
-def _threads_in_use() -> bool:
-    return time.perf_counter() - _last_shared <= _SHARING_SECONDS

@@ -1,0 +1,110 @@
+"""Every fused op against its `reference` (the same maths from primitive ops): values and gradients in float64,
+and second derivatives (create_graph differentiates the reference), over hypothesis inputs.
+
+The fused ops: linear, layer norm, cross-entropy (indices, probabilities, weights, label smoothing, ignored
+targets), GELU (exact and tanh) and attention (tests/test_attention.py holds it to its twin too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import arrays, shapes
+
+import tinygrad_lite.nn.functional as F
+from tinygrad_lite import Tensor, gradgradcheck
+from tinygrad_lite.nn.attention import ScaledDotProductAttention
+from tinygrad_lite.nn.functional import CrossEntropy, LayerNormFunction, LinearFunction
+from tinygrad_lite.ops.elementwise import GELUFunction
+
+FAST = settings(max_examples=20)
+
+
+def leaves(*arrays_: np.ndarray) -> list[Tensor]:
+    return [Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays_]
+
+
+def assert_fused_matches_reference(fused, reference, inputs: list[Tensor], rng: np.random.Generator) -> None:
+    """Same output, the same gradient of every input for one random upstream gradient, and second derivatives
+    that pass gradgradcheck (under create_graph the fused op differentiates its reference)."""
+    results, upstream = [], None
+    for fn in (fused, reference):
+        for x in inputs:
+            x.grad = None
+        out = fn(*inputs)
+        upstream = rng.standard_normal(out.shape) if upstream is None else upstream
+        out.backward(upstream)
+        results.append([out.data] + [np.zeros(x.shape) if x.grad is None else x.grad.data for x in inputs])
+    for i, (a, b) in enumerate(zip(*results)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg="output" if i == 0 else f"gradient {i - 1}")
+    assert gradgradcheck(fused, *inputs)
+
+
+def check(fused, reference, *arrays_: np.ndarray) -> None:
+    assert_fused_matches_reference(fused, reference, leaves(*arrays_), np.random.default_rng(0))
+
+
+@FAST
+@given(data=st.data(), bias=st.booleans())
+def test_linear(data, bias):
+    batch = data.draw(shapes(max_dims=2, max_size=6))
+    n_in, n_out = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    x, w, b = data.draw(arrays(batch + (n_in,))), data.draw(arrays((n_out, n_in))), data.draw(arrays((n_out,)))
+    if bias:
+        check(lambda x, w, b: LinearFunction.apply(x, w, b), LinearFunction.reference, x, w, b)
+    else:
+        check(lambda x, w: LinearFunction.apply(x, w), LinearFunction.reference, x, w)
+
+
+@FAST
+@given(data=st.data(), affine=st.sampled_from(["none", "weight", "both"]), ndim=st.integers(1, 2))
+def test_layer_norm(data, affine, ndim):
+    shape = data.draw(shapes(min_dims=ndim, max_dims=3, max_size=24))
+    x = data.draw(arrays(shape)) * 2 + np.arange(np.prod(shape)).reshape(shape) * 0.1  # no constant rows
+    norm = shape[len(shape) - ndim:]
+    params = dict(ndim=ndim, eps=1e-5)
+    extra = [data.draw(arrays(norm)) for _ in range({"none": 0, "weight": 1, "both": 2}[affine])]
+    check(lambda x, *wb: LayerNormFunction.apply(x, *wb, **params),
+          lambda x, *wb: LayerNormFunction.reference(x, *wb, **params), x, *extra)
+
+
+@FAST
+@given(data=st.data(), reduction=st.sampled_from(["mean", "sum", "none"]), smoothing=st.sampled_from([0.0, 0.2]),
+       weighted=st.booleans(), soft=st.booleans())
+def test_cross_entropy(data, reduction, smoothing, weighted, soft):
+    n, c = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    logits = data.draw(arrays((n, c)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    weight = rng.uniform(0.5, 2.0, c) if weighted else None
+    options = dict(weight=weight, ignore_index=-100, reduction=reduction, label_smoothing=smoothing)
+    if soft:
+        q = rng.dirichlet(np.ones(c), n)
+        check(lambda x, q: CrossEntropy.apply(x, q, targets=None, **options),
+              lambda x, q: CrossEntropy.reference(x, q, targets=None, **options), logits, q)
+    else:
+        targets = rng.integers(0, c, n)
+        targets[rng.random(n) < 0.3] = -100  # some ignored
+        targets[0] = 0  # at least one counted
+        options["targets"] = targets
+        check(lambda x: CrossEntropy.apply(x, **options), lambda x: CrossEntropy.reference(x, **options), logits)
+
+
+@FAST
+@given(x=shapes().flatmap(arrays), approximate=st.sampled_from(["none", "tanh"]))
+def test_gelu(x, approximate):
+    check(lambda t: GELUFunction.apply(t, approximate=approximate),
+          lambda t: GELUFunction.reference(t, approximate=approximate), x)
+
+
+@FAST
+@given(dims=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+       causal=st.booleans(), dropout=st.booleans(), seed=st.integers(0, 1000))
+def test_attention(dims, causal, dropout, seed):
+    b, t, hs, hv = dims
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal((b, t, n)) for n in (hs, hs, hv))
+    keep = F.dropout_mask((b, t, t), 0.3, seed, np.float64) if dropout else None
+    params = dict(mask=None, is_causal=causal, dropout_p=0.3 if dropout else 0.0, keep=keep)
+    check(lambda *qkv: ScaledDotProductAttention.apply(*qkv, **params),
+          lambda *qkv: ScaledDotProductAttention.reference(*qkv, **params), q, k, v)
