@@ -122,8 +122,7 @@ PYTORCH: dict[str, str] = {
     "Tensor.exp": "same",
     "Tensor.expand": "same: -1 keeps a dimension",
     "Tensor.eye": STATIC.format("eye"),
-    "Tensor.flatten": "same positionally; the keywords are start_axis= and end_axis= where torch says start_dim= and "
-                      "end_dim=",
+    "Tensor.flatten": "same: start_dim=, end_dim=",
     "Tensor.float": "same",
     "Tensor.full": STATIC.format("full"),
     "Tensor.gelu": "same as torch.nn.functional.gelu (not a Tensor method in torch): approximate='none' (exact erf) "
@@ -186,8 +185,13 @@ PYTORCH: dict[str, str] = {
     "Tensor.zero_grad": "not in PyTorch as a Tensor method: sets .grad to None",
     "Tensor.zeros": STATIC.format("zeros"),
     "Tensor.zeros_like": STATIC.format("zeros_like"),
-    "Tensor operators": "same: + - * / ** @ with broadcasting and numbers on either side; +=, -=, *=, /= change the "
-                        "tensor in place as torch's",
+    "Tensor operators": "same: + - * / ** @ with broadcasting and numbers on either side, torch's dtype promotion; "
+                        "+=, -=, *=, /= and x[key] = v change the tensor in place as torch's (a leaf that requires "
+                        "grad only inside no_grad); differs in two places: on a tensor recorded in the graph the new "
+                        "values do not write through to a tensor it is a view of (numpy views are not torch's "
+                        "tracked views), and backward refuses when any input of an op (not only a saved one) was "
+                        "changed in place after the op used it: never a wrong gradient, sometimes an error where "
+                        "torch would compute",
     # ---- nn ---------------------------------------------------------------------------------------------------
     "nn.Module": "same: Parameters, Modules and buffers found by attribute, forward, __call__",
     "nn.Module.register_buffer": "same: persistent= decides whether it is in state_dict",

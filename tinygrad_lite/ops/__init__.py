@@ -39,7 +39,8 @@ def tensor_method(fn: F) -> F:
                 unknown = [k for k in kwargs if k not in keywords]
                 if not unknown:
                     raise
-                close = difflib.get_close_matches(unknown[0], keywords, n=1)
+                close = [k for k in keywords if unknown[0].startswith(k)][-1:] or difflib.get_close_matches(
+                    unknown[0], keywords, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f" (it takes {', '.join(keywords)})"
                 raise TypeError(f"{name}() got an unexpected keyword {unknown[0]!r}{hint}") from None
     setattr(Tensor, name, method)

@@ -80,6 +80,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     self._update(p, p.grad.data, self.state.setdefault(p, {}), group)
+                    p._version += 1  # an in-place update, as PyTorch counts it: a stale graph's backward refuses
 
     def _update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
