@@ -6,6 +6,10 @@
     python examples/gradcheck_experiments.py models     # the MNIST MLPs and a small GPT through check_model
     python examples/gradcheck_experiments.py bug        # a planted softmax-backward bug, caught and located
     python examples/gradcheck_experiments.py attention  # gradient reaching q and k: scaled vs unscaled scores
+    python examples/gradcheck_experiments.py hessian    # the Hessian of cross-entropy: diag(p) - p pᵀ, its eigenvalues
+    python examples/gradcheck_experiments.py sharpness  # the top Hessian eigenvalue of the MNIST MLP along training
+    python examples/gradcheck_experiments.py newton     # Newton's method against gradient descent (MNIST 0 vs 1)
+    python examples/gradcheck_experiments.py gradgradcheck  # every op's double-backward error
     python examples/gradcheck_experiments.py all
 
 Each command prints a table and writes a PNG into --out (default out/gradcheck/).
@@ -16,13 +20,23 @@ from __future__ import annotations
 import argparse
 import math
 import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tinygrad_lite import Function, Tensor, check_model, gradcheck_report, jacobian
+from tinygrad_lite import (
+    Function,
+    Tensor,
+    autograd,
+    check_model,
+    gradcheck_report,
+    gradgradcheck_report,
+    hessian,
+    jacobian,
+)
 from tinygrad_lite.gradcheck import GradcheckReport, jacobians, numeric_jacobian
 from tinygrad_lite.nn import Module
 from tinygrad_lite.nn import functional as F
@@ -294,12 +308,11 @@ class BuggySoftmax(Function):
 
     def forward(self, x, axis=-1):
         e = np.exp(x - x.max(axis=axis, keepdims=True))
-        self.out, self.axis = e / e.sum(axis=axis, keepdims=True), axis
-        return self.out
+        return e / e.sum(axis=axis, keepdims=True)
 
     def backward(self, g):
-        s = self.out
-        return (-s * (g * s).sum(axis=self.axis, keepdims=True),)  # the correct one adds g * s
+        s = self.output
+        return (-s * (g * s).sum(axis=self.params["axis"], keepdims=True),)  # the correct one adds g * s
 
 
 def planted_bug_reports() -> tuple[GradcheckReport, GradcheckReport, np.ndarray]:
@@ -427,8 +440,280 @@ def experiment_attention(out: Path) -> dict[tuple[bool, int], dict[str, float]]:
     return results
 
 
+# ---- 7. the Hessian of cross-entropy ----------------------------------------------------------------
+def cross_entropy_hessian(logits: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the Hessian of cross_entropy(logits, target) with respect to the logits by double backward,
+    softmax(logits)): for one row, d²/dz² is diag(p) − p pᵀ whatever the target."""
+    z = np.asarray(logits, dtype=np.float64)
+    h = hessian(lambda t: F.cross_entropy(t.reshape(1, -1), np.array([target])))(z)
+    p = np.exp(z - z.max())
+    return h, p / p.sum()
+
+
+def experiment_hessian(out: Path) -> dict[str, float]:
+    """The Hessian of cross-entropy with respect to the logits is diag(p) − p pᵀ: checked, with its eigenvalues."""
+    rng = np.random.default_rng(0)
+    results = {}
+    rows = []
+    for name, z in (("uniform", np.zeros(5)), ("random", rng.standard_normal(5)), ("confident", [6.0, 0, 0, 0, 0]),
+                    ("two-way tie", [4.0, 4.0, 0, 0, 0])):
+        h, p = cross_entropy_hessian(np.asarray(z, dtype=np.float64), target=0)
+        error = float(np.abs(h - (np.diag(p) - np.outer(p, p))).max())
+        eig = np.linalg.eigvalsh(h)
+        results[name] = error
+        rows.append([name, np.array2string(p, precision=3), f"{error:.1e}",
+                     np.array2string(eig, precision=3, suppress_small=True), f"{eig[-1]:.3f}"])
+    print_table(["logits", "p = softmax", "max |H − (diag p − ppᵀ)|", "eigenvalues", "largest"], rows)
+    print("\nOne eigenvalue is 0 (eigenvector 1: adding a constant to every logit changes nothing); the others lie "
+          "in (0, max p] and all vanish as the prediction becomes confident: the loss flattens where it is sure.")
+    h, p = cross_entropy_hessian(rng.standard_normal(8), target=3)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    for ax, (title, m) in zip(axes[:2], [("H by double backward", h), ("diag(p) − p pᵀ", np.diag(p) - np.outer(p, p))]):
+        im = ax.imshow(m, cmap="RdBu_r", vmin=-np.abs(m).max(), vmax=np.abs(m).max())
+        ax.set(title=title, xlabel="logit j", ylabel="logit i")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    temperatures = np.geomspace(0.05, 20, 40)
+    tops = [np.linalg.eigvalsh(cross_entropy_hessian(rng.standard_normal(8) / tau, 3)[0])[-1] for tau in temperatures]
+    axes[2].semilogx(1 / temperatures, tops, marker=".")
+    axes[2].set(title="largest eigenvalue vs logit scale", xlabel="scale of the logits (1 / temperature)",
+                ylabel="λ_max")
+    save_figure(fig, out, "hessian.png")
+    return results
+
+
+# ---- 8. sharpness along training ----------------------------------------------------------------------
+def top_eigenvalue(loss_fn: Callable[[], Tensor], params: list[Tensor], iterations: int = 20,
+                   seed: int = 0) -> float:
+    """The largest Hessian eigenvalue of loss_fn() in params, by the Lanczos method on Hessian-vector
+    products (each one double backward: the gradient with create_graph, then the gradient of gᵀv).
+    Lanczos, not power iteration: power iteration finds the eigenvalue of largest magnitude, which may be negative."""
+    sizes = [p.numel() for p in params]
+
+    def hvp(v: np.ndarray) -> np.ndarray:
+        pieces = np.split(v, np.cumsum(sizes)[:-1])
+        grads = autograd.grad(loss_fn(), params, create_graph=True)
+        dot = sum((g * Tensor(u.reshape(p.shape))).sum() for g, u, p in zip(grads, pieces, params))
+        return np.concatenate([h.data.ravel() for h in autograd.grad(dot, params, allow_unused=True)])
+
+    v = np.random.default_rng(seed).standard_normal(sum(sizes))
+    basis, alphas, betas = [v / np.linalg.norm(v)], [], []
+    for _ in range(iterations):
+        w = hvp(basis[-1])
+        alphas.append(float(w @ basis[-1]))
+        for q in basis:  # full reorthogonalisation: a few vectors, so cheap and stable
+            w -= (w @ q) * q
+        beta = float(np.linalg.norm(w))
+        if beta < 1e-10:
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    k = len(alphas)
+    tridiagonal = np.diag(alphas) + np.diag(betas[:k - 1], 1) + np.diag(betas[:k - 1], -1)
+    return float(np.linalg.eigvalsh(tridiagonal)[-1])
+
+
+def sharpness_run(lr: float, steps: int, every: int, n: int = 1000, seed: int = 0
+                  ) -> list[tuple[int, float, float]]:
+    """Full-batch gradient descent on Nielsen's network (784-30-10, sigmoid, quadratic cost), float64, on n
+    MNIST images (random images if the data is absent): (step, loss, top Hessian eigenvalue) every `every` steps."""
+    from models.mlp import MLP
+    from tinygrad_lite.datasets import load_mnist
+
+    try:
+        x, y = load_mnist(download=False)[:2]
+        x, y = x[:n].astype(np.float64), np.eye(10)[y[:n]]
+    except FileNotFoundError:
+        rng = np.random.default_rng(seed)
+        x, y = rng.uniform(0, 1, (n, 784)), np.eye(10)[rng.integers(0, 10, n)]
+    model = MLP([784, 30, 10], "sigmoid", activate_output=True, seed=seed).double()
+    params = model.parameters()
+    loss_fn = lambda: ((model(Tensor(x)) - Tensor(y)) ** 2).sum() / (2 * n)  # noqa: E731  Nielsen's C
+    history = []
+    for step in range(steps + 1):
+        if step % every == 0:
+            history.append((step, loss_fn().item(), top_eigenvalue(loss_fn, params)))
+        if step == steps:
+            break
+        model.zero_grad()
+        loss_fn().backward()
+        for p in params:
+            p.data -= lr * p.grad.data
+    return history
+
+
+def experiment_sharpness(out: Path) -> dict[float, list[tuple[int, float, float]]]:
+    """The top Hessian eigenvalue of the MNIST MLP's loss along training, next to 2/η (the edge of stability)."""
+    runs = {lr: sharpness_run(lr, steps=1000, every=50) for lr in (2.0, 8.0, 32.0)}
+    for lr, history in runs.items():
+        print(f"\nlearning rate η = {lr:g}: 2/η = {2 / lr:.3f}")
+        print_table(["step", "loss", "top eigenvalue λ", "λ η / 2"],
+                    [[str(s), f"{loss:.4f}", f"{lam:.4f}", f"{lam * lr / 2:.2f}"] for s, loss, lam in history])
+    print("\nGradient descent is unstable along any direction whose curvature exceeds 2/η (Cohen et al., 2021, "
+          "the edge of stability). Here, after step 0:")
+    for lr, history in runs.items():
+        ratios = [lam * lr / 2 for step, _, lam in history if step > 0]
+        near = sum(0.9 <= r <= 1.1 for r in ratios)
+        print(f"  η = {lr:g}: λη/2 at most {max(ratios):.2f}, within 10% of the edge at {near} of {len(ratios)} "
+              f"measurements, final loss {history[-1][1]:.4f}")
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for i, (lr, history) in enumerate(runs.items()):
+        steps, losses, lams = zip(*history)
+        axes[0].plot(steps, lams, marker=".", color=f"C{i}", label=f"λ_max, η = {lr:g}")
+        axes[0].axhline(2 / lr, color=f"C{i}", ls="--", lw=1, label=f"2/η = {2 / lr:.2f}")
+        axes[1].plot(steps, losses, color=f"C{i}", label=f"η = {lr:g}")
+    axes[0].set(title="sharpness along full-batch gradient descent", xlabel="step", ylabel="top Hessian eigenvalue",
+                yscale="log")
+    axes[1].set(title="training loss (Nielsen's quadratic cost)", xlabel="step", yscale="log")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    save_figure(fig, out, "sharpness.png")
+    return runs
+
+
+# ---- 9. Newton's method ---------------------------------------------------------------------------------
+def zeros_and_ones(n: int = 2000, pool: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST 0s and 1s as (n, 1 + (28/pool)²) float64 features (a bias column, then pool x pool averages), labels."""
+    from tinygrad_lite.datasets import load_mnist
+
+    x, y = load_mnist(download=False)[:2]
+    keep = (y == 0) | (y == 1)
+    x, y = x[keep][:n], y[keep][:n].astype(np.float64)
+    side = 28 // pool
+    x = x.reshape(len(x), side, pool, side, pool).mean(axis=(2, 4)).reshape(len(x), -1)
+    return np.hstack([np.ones((len(x), 1)), x]).astype(np.float64), y
+
+
+def logistic_loss(w: Tensor, x: np.ndarray, y: np.ndarray, ridge: float) -> Tensor:
+    """Mean logistic loss of labels y ∈ {0, 1} for logits x w, plus ridge/2 |w|²."""
+    return F.binary_cross_entropy_with_logits(Tensor(x) @ w, Tensor(y)) + (w * w).sum() * (ridge / 2)
+
+
+def newton_vs_gradient_descent(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3, tolerance: float = 1e-8,
+                               max_gd_steps: int = 20000) -> dict[str, dict[str, float]]:
+    """Iterations and seconds each method needs to bring the loss within `tolerance` of its minimum."""
+    loss = lambda w: logistic_loss(w, x, y, ridge)  # noqa: E731
+    value_and_gradient = lambda w: autograd_value_grad(loss, w)  # noqa: E731
+    d = x.shape[1]
+    start = time.perf_counter()
+    w, newton_losses, newton_times = np.zeros(d), [], []
+    for _ in range(50):  # Newton: w <- w - H⁻¹ g, H by double backward
+        value, g = value_and_gradient(w)
+        newton_losses.append(value)
+        newton_times.append(time.perf_counter() - start)
+        if np.linalg.norm(g) < 1e-12:
+            break
+        w = w - np.linalg.solve(hessian(loss)(w), g)
+    best = min(newton_losses)
+    newton_iters = next(i for i, v in enumerate(newton_losses) if v - best <= tolerance)
+    # gradient descent with the step 1/L, L the largest curvature (the best fixed step for a convex loss)
+    lipschitz = np.linalg.eigvalsh(hessian(loss)(np.zeros(d)))[-1]
+    start = time.perf_counter()
+    w, gd_iters = np.zeros(d), max_gd_steps
+    for i in range(max_gd_steps):
+        value, g = value_and_gradient(w)
+        if value - best <= tolerance:
+            gd_iters = i
+            break
+        w = w - g / lipschitz
+    gd_time = time.perf_counter() - start
+    return {"newton": {"iterations": newton_iters, "seconds": newton_times[newton_iters], "loss": best},
+            "gradient descent (step 1/L)": {"iterations": gd_iters, "seconds": gd_time, "loss": value}}
+
+
+def autograd_value_grad(loss: Callable[[Tensor], Tensor], w: np.ndarray) -> tuple[float, np.ndarray]:
+    t = Tensor(w, requires_grad=True)
+    out = loss(t)
+    (g,) = autograd.grad(out, [t])
+    return out.item(), g.data
+
+
+def experiment_newton(out: Path) -> dict[str, dict[str, float]]:
+    """Newton's method against gradient descent on logistic regression, MNIST 0 vs 1 (14x14 pixels)."""
+    x, y = zeros_and_ones()
+    results = newton_vs_gradient_descent(x, y)
+    print(f"logistic regression, {len(x)} MNIST images of 0 and 1 at 14x14 (+ a bias: {x.shape[1]} weights), "
+          f"ridge 1e-3, to within 1e-8 of the minimum loss\n")
+    print_table(["method", "iterations", "seconds", "final loss"],
+                [[m, str(int(r["iterations"])), f"{r['seconds']:.2f}", f"{r['loss']:.8f}"] for m, r in results.items()])
+    print("\nNewton converges quadratically (the error squares each step), paying for a Hessian by double "
+          "backward each step; gradient descent's steps are cheap but it crawls along the flat directions.")
+    return results
+
+
+# ---- 10. double backward of every op -------------------------------------------------------------------------
+def gradgrad_cases() -> list[tuple[str, Callable[..., Tensor], list[np.ndarray]]]:
+    """One small case per op kind: (name, fn, float64 inputs away from kinks and domain edges)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    pos = rng.uniform(0.5, 2.0, (3, 4))
+    grid = (np.arange(12).reshape(3, 4) - 5.5) * 0.15  # distinct values, away from 0: no ties or kinks
+    c = rng.standard_normal((4, 2))
+    targets = np.array([0, 3, 1])
+    return [
+        ("add", lambda x, y: x + y, [a, b]), ("sub", lambda x, y: x - y, [a, b]), ("mul", lambda x, y: x * y, [a, b]),
+        ("div", lambda x, y: x / y, [a, pos]), ("pow", lambda x, y: x ** y, [pos, b]),
+        ("pow (number)", lambda x: x ** 3, [a]), ("neg", lambda x: -x, [a]), ("exp", lambda x: x.exp(), [a]),
+        ("log", lambda x: x.log(), [pos]), ("sqrt", lambda x: x.sqrt(), [pos]), ("abs", lambda x: x.abs(), [grid]),
+        ("tanh", lambda x: x.tanh(), [a]), ("sigmoid", lambda x: x.sigmoid(), [a]),
+        ("relu", lambda x: x.relu(), [grid]),
+        ("erf", lambda x: x.erf(), [a]), ("gelu", lambda x: x.gelu(), [a]),
+        ("gelu (tanh)", lambda x: x.gelu(approximate="tanh"), [a]), ("clamp", lambda x: x.clamp(-0.3, 0.4), [grid]),
+        ("maximum", lambda x, y: x.maximum(y), [grid, grid.T[::-1].T * 0.9 + 0.01]),
+        ("where", lambda x, y: Tensor.where(a > 0, x, y), [a, b]), ("masked_fill", lambda x: x.masked_fill(a > 0, 1.0),
+                                                                     [b]),
+        ("sum", lambda x: x.sum(dim=1), [a]), ("mean", lambda x: x.mean(dim=0), [a]),
+        ("amax", lambda x: x.amax(dim=1), [grid]), ("max(dim)", lambda x: x.max(dim=0).values, [grid]),
+        ("var", lambda x: x.var(dim=1), [a]), ("std", lambda x: x.std(dim=1), [a]),
+        ("softmax", lambda x: x.softmax(dim=1), [a]), ("log_softmax", lambda x: x.log_softmax(dim=1), [a]),
+        ("logsumexp", lambda x: x.logsumexp(dim=1), [a]), ("matmul", lambda x, y: x @ y, [a, c]),
+        ("reshape", lambda x: x.reshape(2, 6), [a]), ("permute", lambda x: x.permute(1, 0), [a]),
+        ("expand", lambda x: x[:1].expand(3, 4) * x, [a]), ("getitem", lambda x: x[[0, 2, 2], 1:], [a]),
+        ("setitem", lambda x, y: _put(x, y), [a, b[0]]), ("cat", lambda x, y: Tensor.cat([x, y], dim=1), [a, b]),
+        ("cast", lambda x: x.to(np.float64) * x, [a]), ("linear", lambda x, w: F.linear(x, w), [a, c.T]),
+        ("layer_norm", lambda x: F.layer_norm(x, 4), [a]),
+        ("cross_entropy", lambda x: F.cross_entropy(x, targets, label_smoothing=0.1), [a]),
+        ("attention", lambda q, k: F.scaled_dot_product_attention(q, k, q * k, is_causal=True), [a, b]),
+    ]
+
+
+def _put(x: Tensor, y: Tensor) -> Tensor:
+    out = x * 1.0
+    out[1] = y
+    return out
+
+
+def experiment_gradgradcheck(out: Path) -> dict[str, GradcheckReport]:
+    """The double-backward error of every op: gradgradcheck (float64) of each, as a table."""
+    reports = {}
+    rows = []
+    for name, fn, arrays in gradgrad_cases():
+        inputs = [Tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+        report = gradgradcheck_report(fn, *inputs)
+        reports[name] = report
+        worst = max(report.inputs, key=lambda c: c.max_abs_error)
+        rows.append([name, str(tuple(inputs[0].shape)), f"{worst.max_abs_error:.1e}", f"{worst.max_rel_error:.1e}",
+                     "ok" if report.passed else "FAIL"])
+    print_table(["op", "input shape", "max abs error", "max rel error", "gradgradcheck"], rows)
+    passed = sum(r.passed for r in reports.values())
+    print(f"\n{passed} of {len(reports)} ops pass (float64, eps 1e-6, atol 1e-5, rtol 1e-3: PyTorch's defaults).")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.22 * len(rows) + 1), layout="constrained")
+    errors = [max(c.max_rel_error for c in r.inputs) for r in reports.values()]
+    ax.barh(range(len(errors)), np.maximum(errors, 1e-16), color=["C0" if r.passed else "C3" for r in reports.values()])
+    ax.set_yticks(range(len(errors)), list(reports), fontsize=7)
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set(title="gradgradcheck: worst relative error of the second derivatives", xlabel="max relative error")
+    save_figure(fig, out, "gradgradcheck.png")
+    return reports
+
+
 EXPERIMENTS = {"eps": experiment_eps, "order": experiment_order, "kinks": experiment_kinks,
-               "models": experiment_models, "bug": experiment_bug, "attention": experiment_attention}
+               "models": experiment_models, "bug": experiment_bug, "attention": experiment_attention,
+               "hessian": experiment_hessian, "sharpness": experiment_sharpness, "newton": experiment_newton,
+               "gradgradcheck": experiment_gradgradcheck}
 
 
 def main() -> None:

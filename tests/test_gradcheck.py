@@ -26,22 +26,21 @@ class MulForgetsTheSecondInput(Function):
     """a * b whose backward only returns a's gradient: x * x then gets half its gradient."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
         return a * b
 
     def backward(self, g):
-        return g * self.b, None
+        return g * self.parents[1], None
 
 
 class ScaledTanh(Function):
     """tanh with its gradient off by a relative `error`."""
 
     def forward(self, x, error=0.0):
-        self.out, self.error = np.tanh(x), error
-        return self.out
+        return np.tanh(x)
 
     def backward(self, g):
-        return (g * (1 - self.out ** 2) * (1 + self.error),)
+        out = self.output
+        return (g * (1 - out ** 2) * (1 + self.params["error"]),)
 
 
 class SoftmaxWithoutTheCrossTerm(Function):
@@ -49,11 +48,11 @@ class SoftmaxWithoutTheCrossTerm(Function):
 
     def forward(self, x):
         e = np.exp(x - x.max(axis=-1, keepdims=True))
-        self.s = e / e.sum(axis=-1, keepdims=True)
-        return self.s
+        return e / e.sum(axis=-1, keepdims=True)
 
     def backward(self, g):
-        return (g * self.s * (1 - self.s),)
+        s = self.output
+        return (g * s * (1 - s),)
 
 
 def test_a_missing_gradient_for_a_reused_input_is_caught():

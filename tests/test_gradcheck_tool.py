@@ -24,11 +24,10 @@ class DoubledExp(Function):
     """exp with a backward that is wrong by a factor of 2 on one element (flat index 3)."""
 
     def forward(self, x):
-        self.out = np.exp(x)
-        return self.out
+        return np.exp(x)
 
     def backward(self, g):
-        grad = g * self.out
+        grad = (g * self.output).data.copy()
         grad.reshape(-1)[3] *= 2
         return (grad,)
 
@@ -259,3 +258,33 @@ def test_planted_softmax_bug_is_caught_and_located():
     assert r.analytic - r.numeric == pytest.approx(-probs[largest], abs=1e-8)
     assert r.failures == probs.size  # every diagonal entry, nothing off it
     assert not in_loss["logits"].passed and in_loss["weights"].passed
+
+
+# ---- the second-order experiments of examples/gradcheck_experiments.py ---------------------------------------
+def test_the_cross_entropy_hessian_is_diag_p_minus_ppt():
+    h, p = load_experiments().cross_entropy_hessian(np.array([0.5, -1.0, 2.0]), target=1)
+    np.testing.assert_allclose(h, np.diag(p) - np.outer(p, p), rtol=1e-12, atol=1e-16)
+
+
+def test_top_eigenvalue_is_the_largest_not_the_largest_in_magnitude():
+    curvatures = np.array([1.0, 5.0, -7.0, 3.0])  # power iteration would return -7
+    x = Tensor(np.ones(4), requires_grad=True)
+    loss = lambda: (x * x * Tensor(curvatures)).sum() * 0.5  # noqa: E731  Hessian diag(curvatures)
+    assert load_experiments().top_eigenvalue(loss, [x], iterations=4) == pytest.approx(5.0, rel=1e-10)
+
+
+def test_newton_needs_far_fewer_steps_than_gradient_descent_to_the_same_loss():
+    rng = np.random.default_rng(0)
+    x = np.hstack([np.ones((200, 1)), rng.standard_normal((200, 4))])
+    y = (x @ np.array([0.3, 1.0, -2.0, 0.5, 0.0]) + rng.standard_normal(200) > 0).astype(np.float64)
+    results = load_experiments().newton_vs_gradient_descent(x, y, ridge=1e-2, tolerance=1e-10)
+    newton, descent = results["newton"], results["gradient descent (step 1/L)"]
+    assert newton["iterations"] <= 8 < descent["iterations"]
+    assert descent["loss"] == pytest.approx(newton["loss"], abs=1e-9)
+
+
+def test_every_op_of_the_gradgradcheck_table_passes():
+    experiments = load_experiments()
+    for name, fn, arrays in experiments.gradgrad_cases():
+        inputs = [Tensor(a, requires_grad=True) for a in arrays]
+        assert experiments.gradgradcheck_report(fn, *inputs).passed, name

@@ -28,7 +28,7 @@ from .creation import (
     zeros_like,
 )
 from .functional import grad, hessian, hvp, jacobian, jvp, value_and_grad
-from .gradcheck import GradcheckError, check_model, gradcheck, gradcheck_report, gradgradcheck
+from .gradcheck import GradcheckError, check_model, gradcheck, gradcheck_report, gradgradcheck, gradgradcheck_report
 from .io import load, save
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
@@ -42,5 +42,6 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "g
            "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "cat", "stack", "where",
            "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state", "Generator",
            "save", "load", "nn", "optim", "data", "datasets", "random", "autograd",
-           "grad", "value_and_grad", "jacobian", "hessian", "hvp", "jvp", "check_model", "gradcheck_report"]
+           "grad", "value_and_grad", "jacobian", "hessian", "hvp", "jvp", "check_model", "gradcheck_report",
+           "gradgradcheck_report"]
 __version__ = "0.1.0"

@@ -229,6 +229,12 @@ def gradgradcheck(fn: Callable[..., Tensor], *inputs: Tensor, grad_outputs: Any 
         + f"\n{report}", report)
 
 
+def gradgradcheck_report(fn: Callable[..., Tensor], *inputs: Tensor, grad_outputs: Any = None, eps: float = 1e-6,
+                         atol: float = 1e-5, rtol: float = 1e-3, fast: bool = False, seed: int = 0) -> GradcheckReport:
+    """The per-input table of `gradgradcheck` (rows: each input, then `grad_outputs`), without raising."""
+    return _gradgrad_report(fn, inputs, grad_outputs, eps, atol, rtol, fast, seed)[0]
+
+
 def _gradgrad_report(fn: Callable[..., Tensor], inputs: Sequence[Tensor], grad_outputs: Any, eps: float,
                      atol: float, rtol: float, fast: bool, seed: int) -> tuple[GradcheckReport, list[Tensor]]:
     """gradcheck of (inputs, v) ↦ vᵀJ, and the inputs whose gradients it concatenates."""

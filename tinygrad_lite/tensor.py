@@ -102,7 +102,7 @@ class Function:
     """One differentiable op.
 
     `forward(self, *arrays, **params) -> ndarray` computes on ndarrays; `self.params`
-    holds the keyword arguments (set before forward runs). `backward(self, g)` gets
+    holds the keyword arguments, forward's defaults filled in (set before forward runs). `backward(self, g)` gets
     the output's gradient as a Tensor and returns one Tensor (or None) per input,
     written in Tensor ops so that it can be differentiated again. It reads the
     inputs as `self.parents`, the output as `self.output`, and whatever forward
@@ -126,7 +126,8 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         ctx = cls()
-        ctx.params = params
+        defaults = _forward_defaults(cls)
+        ctx.params = params = {**defaults, **params} if defaults else params  # complete: backward reads, never guesses
         out = ctx.forward(*[t._data for t in inputs], **params)
         needs = tuple([t.requires_grad for t in inputs])
         if True in needs and _GradMode.enabled:

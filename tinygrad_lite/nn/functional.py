@@ -28,8 +28,8 @@ from .attention import dropout_mask, scaled_dot_product_attention  # noqa: F401 
 class LinearFunction(Function):
     """y = x Wᵀ + b for x (..., in), W (out, in), b (out,): one matrix product each way (`nn.Linear` is the Module)."""
 
-    def forward(self, x, weight, bias=None):
-        out = perf.matmul(x.reshape(-1, x.shape[-1]), weight.T, bias)
+    def forward(self, x, weight, *bias):
+        out = perf.matmul(x.reshape(-1, x.shape[-1]), weight.T, *bias)
         return out.reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g):
@@ -248,7 +248,8 @@ class LayerNormFunction(Function):
     """Normalise over the last `ndim` axes, then scale and shift: one fused op each way, the rows shared
     among the cores (`perf.split_across_cores`). `nn.LayerNorm` is the Module."""
 
-    def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
+    def forward(self, x, *affine, ndim=1, eps=1e-5):
+        weight, bias = (list(affine) + [None, None])[:2]
         features = math.prod(x.shape[x.ndim - ndim:])
         x2 = x.reshape(-1, features)
         w = None if weight is None else weight.reshape(-1)
@@ -304,7 +305,7 @@ class LayerNormFunction(Function):
         return tuple(grads)
 
     @staticmethod
-    def reference(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, ndim: int = 1,
+    def reference(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, *, ndim: int = 1,
                   eps: float = 1e-5) -> Tensor:
         axes = tuple(range(x.ndim - ndim, x.ndim))
         centred = x - x.mean(axis=axes, keepdims=True)
