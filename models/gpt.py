@@ -408,7 +408,10 @@ class GPT(nn.Module):
 def sample(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None,
            rng: np.random.Generator) -> np.ndarray:
     """One token id per row of logits (B, V): softmax(logits / temperature) restricted to the top_k most likely,
-    then to the fewest most likely whose probabilities reach top_p, sampled by inverse CDF -> (B,) int64."""
+    then to the fewest most likely whose probabilities reach top_p, sampled by inverse CDF -> (B,) int64.
+    top_k=1 is greedy: the argmax (the first of equal maxima, as transformers' do_sample=False), drawing nothing."""
+    if top_k == 1:
+        return logits.argmax(axis=-1)
     last = logits.astype(np.float64) / temperature
     if top_k is not None and top_k < last.shape[-1]:
         kth = np.partition(last, -top_k, axis=-1)[:, -top_k][:, None]
