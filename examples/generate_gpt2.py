@@ -16,7 +16,7 @@ import sys
 import time
 
 from models.bpe import BPETokenizer
-from models.char_data import decode_stream
+from models.char_data import decode_stream, print_stream
 from models.gpt import GPT
 from tinygrad_lite import Tensor
 from tinygrad_lite.perf import keep_freed_memory
@@ -50,14 +50,9 @@ def main(argv: list[str] | None = None) -> str:
                              top_k=args.top_k or None, top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache)
     except (OSError, ValueError, ImportError) as e:  # a missing folder or file, files of another model, bad options
         parser.exit(2, f"error: {e}\n")
-    text = tokenizer.decode(prompt)
-    print(text, end="", flush=True)
     start = time.perf_counter()
-    for piece in decode_stream(tokenizer, prompt, steps):
-        print(piece, end="", flush=True)
-        text += piece
+    text = print_stream(decode_stream(tokenizer, prompt, steps))
     seconds = time.perf_counter() - start
-    print()
     print(f"{args.tokens} tokens in {seconds:.2f} s: {args.tokens / seconds:.1f} tokens/s "
           f"({'no' if args.no_cache else 'with a'} KV cache)", file=sys.stderr)
     return text

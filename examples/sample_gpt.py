@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from models.bpe import BPETokenizer
-from models.char_data import CharTokenizer, decode_stream, tokenizer_from_dict
+from models.char_data import CharTokenizer, decode_stream, print_stream, tokenizer_from_dict
 from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor
 from tinygrad_lite.io import load
@@ -43,13 +43,7 @@ def main(argv: list[str] | None = None) -> str:
     prompt = tokenizer.encode(args.prompt)  # unknown characters are a clear error
     steps = model.stream(Tensor(prompt[None, :]), args.tokens, temperature=args.temperature,
                          top_k=args.top_k or None, top_p=args.top_p, seed=args.seed)
-    text = tokenizer.decode(prompt)
-    print(text, end="", flush=True)
-    for piece in decode_stream(tokenizer, prompt, steps):
-        print(piece, end="", flush=True)
-        text += piece
-    print()
-    return text
+    return print_stream(decode_stream(tokenizer, prompt, steps))
 
 
 if __name__ == "__main__":

@@ -137,15 +137,7 @@ class BPETokenizer:
             pair = min(zip(parts, parts[1:]), key=lambda p: self.ranks.get(p, len(self.ranks)))
             if pair not in self.ranks:
                 break
-            merged, i = [], 0
-            while i < len(parts):
-                if i + 1 < len(parts) and (parts[i], parts[i + 1]) == pair:
-                    merged.append(parts[i] + parts[i + 1])
-                    i += 2
-                else:
-                    merged.append(parts[i])
-                    i += 1
-            parts = merged
+            parts = replace_pair(parts, pair, pair[0] + pair[1])
         try:
             ids = [self.vocab[p] for p in parts]
         except KeyError as e:
@@ -252,6 +244,19 @@ class BPETokenizer:
         return cls(json.loads(str(state["vocab"])), merges, json.loads(str(state["special_tokens"])))
 
 
+def replace_pair(parts: list, pair: tuple, merged: Any) -> list:
+    """parts with every occurrence of the adjacent `pair` replaced by `merged`, left to right (aaa -> [aa, a])."""
+    out, i = [], 0
+    while i < len(parts):
+        if i + 1 < len(parts) and parts[i] == pair[0] and parts[i + 1] == pair[1]:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(parts[i])
+            i += 1
+    return out
+
+
 def _merges_text(merges: Iterable[tuple[str, str]]) -> str:
     """merges.txt: a version line, then one pair per line separated by a space (no token holds a space)."""
     return "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
@@ -276,14 +281,7 @@ def _merge_in_word(words: list[list[int]], w: int, pair: tuple[int, int], new: i
     """Replace every `pair` in words[w] (left to right) by `new`, updating the pair counts by the word's `count`;
     return the pairs with `new` in it, whose counts rose."""
     word = words[w]
-    merged, i = [], 0
-    while i < len(word):
-        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
-            merged.append(new)
-            i += 2
-        else:
-            merged.append(word[i])
-            i += 1
+    merged = replace_pair(word, pair, new)
     if len(merged) == len(word):
         return set()  # the pair had left this word through an earlier merge
     for p in zip(word, word[1:]):

@@ -75,10 +75,12 @@ def tokenizer_from_dict(state: dict[str, Any]) -> CharTokenizer | BPETokenizer:
 
 def decode_stream(tokenizer: CharTokenizer | BPETokenizer, prompt: Iterable[int],
                   steps: Iterable[np.ndarray]) -> Iterator[str]:
-    """The text that each new token adds to `prompt`, as the tokens arrive (steps: ids (1,), as `GPT.stream`
-    yields them). A character whose UTF-8 bytes span several BPE tokens waits for its last byte."""
+    """The prompt's text, then the text that each new token adds, as the tokens arrive (steps: ids (1,), as
+    `GPT.stream` yields them). A character whose UTF-8 bytes span several BPE tokens waits for its last byte."""
     ids = [int(i) for i in prompt]
-    shown = len(tokenizer.decode(ids))
+    text = tokenizer.decode(ids)
+    yield text
+    shown = len(text)
     for step in steps:
         ids.append(int(step[0]))
         text = tokenizer.decode(ids)
@@ -88,6 +90,16 @@ def decode_stream(tokenizer: CharTokenizer | BPETokenizer, prompt: Iterable[int]
     rest = tokenizer.decode(ids)[shown:]
     if rest:
         yield rest
+
+
+def print_stream(pieces: Iterable[str]) -> str:
+    """Print the pieces of text as they come (then a newline); return the whole text."""
+    text = ""
+    for piece in pieces:
+        print(piece, end="", flush=True)
+        text += piece
+    print()
+    return text
 
 
 class CharDataset:

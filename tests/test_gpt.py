@@ -338,4 +338,4 @@ def test_decode_stream_waits_for_a_whole_character():
     prompt = tokenizer.encode("a")
     steps = [np.array([i]) for i in tokenizer.encode("é😀b")]
     pieces = list(decode_stream(tokenizer, prompt, steps))
-    assert pieces == ["é", "😀", "b"] and "\ufffd" not in "".join(pieces)
+    assert pieces == ["a", "é", "😀", "b"] and "\ufffd" not in "".join(pieces)
