@@ -39,11 +39,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
 
 def main(argv: list[str] | None = None) -> str:
     parser, args = parse_args(argv)
-    keep_freed_memory()
     if not args.prompt:
         parser.exit(2, "error: --prompt must not be empty\n")
     try:
         model = GPT.from_pretrained(args.model)
+        keep_freed_memory()  # after loading: what loading freed goes back to the system
         tokenizer = BPETokenizer.from_pretrained(args.model)
         prompt = tokenizer.encode(args.prompt)
         steps = model.stream(Tensor(prompt[None, :]), args.tokens, temperature=args.temperature,
