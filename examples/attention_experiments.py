@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.attention_variants import MASKS, SCORES
+from models.attention_variants import MASKS, SCORES, variant
 from models.char_data import CharDataset
 from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor, no_grad
@@ -91,7 +91,7 @@ def parse_variants(spec: str | None) -> list[tuple[str, str]]:
     variants = []
     for item in spec.split(","):
         score, _, mask = item.strip().partition("/")
-        GPTConfig(score=score, mask=mask or "causal")  # a clear error for an unknown name, before any training
+        variant(score, mask or "causal")  # a clear error for an unknown name, before any training
         variants.append((score, mask or "causal"))
     return variants
 
@@ -177,8 +177,9 @@ def train_variant(score: str, mask: str, args: argparse.Namespace, data: CharDat
                   curve_windows: tuple[np.ndarray, np.ndarray]) -> tuple[GPT, Result]:
     """Train one variant from the shared seed on the shared batch stream; record its validation curve."""
     config = GPTConfig(vocab_size=data.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                       n_head=args.n_head, n_embd=args.n_embd, score=score, mask=mask)
-    model = GPT(config, seed=args.seed)
+                       n_head=args.n_head, n_embd=args.n_embd)
+    # the baseline is the GPT's own fused attention; every other variant is injected into it
+    model = GPT(config, seed=args.seed, attention=None if (score, mask) == BASELINE else variant(score, mask))
     optimizer = model.configure_optimizers(weight_decay=0.1, learning_rate=args.lr, betas=(0.9, 0.99))
     batches = np.random.default_rng(args.seed)
     result, running, t0 = Result(score, mask), [], time.perf_counter()
@@ -210,7 +211,7 @@ def evaluate(model: GPT, result: Result, args: argparse.Namespace, data: CharDat
     result.generation_loss = loss_at_generation(model, *final_windows)
     model.eval()
     prompt = Tensor(np.tile(data.tokenizer.encode("\n"), (4, 1)))
-    generated = model.generate(prompt, args.sample_chars, temperature=1.0, seed=args.seed).data
+    generated = model.generate(prompt, args.sample_chars, temperature=1.0, seed=args.seed, use_cache=False).data
     model.train()
     result.samples = [data.tokenizer.decode(row[1:]) for row in generated]
     return generated

@@ -3,6 +3,7 @@
     python examples/train_gpt.py                            # the default config: val loss <= 1.60 in 20 minutes
     python examples/train_gpt.py --text my.txt --max-iters 500 --checkpoint out/my.npz
     python examples/train_gpt.py --resume                   # continue from --checkpoint
+    python examples/train_gpt.py --tokenizer bpe            # on byte-level BPE tokens (models/bpe.py), not characters
     python examples/sample_gpt.py --checkpoint out/gpt.npz --prompt "ROMEO:"
 
 Every `--eval-interval` steps the validation loss is estimated under no_grad; the
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.char_data import CharDataset, CharTokenizer
+from models.bpe import BPETokenizer
+from models.char_data import CharDataset, CharTokenizer, tokenizer_from_dict
 from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor, no_grad
 from tinygrad_lite.io import load, save
@@ -51,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--no-bias", dest="bias", action="store_false", help="no biases in Linear and LayerNorm layers")
     g.add_argument("--positional", choices=("learned", "sinusoidal"), default="learned",
                    help="position encoding (default %(default)s)")
+    g.add_argument("--tokenizer", choices=("char", "bpe"), default="char",
+                   help="one token per character, or a byte-level BPE learned from the training text "
+                        "(default %(default)s)")
+    g.add_argument("--vocab-size", type=int, default=512, help="the BPE's vocabulary size (default %(default)s)")
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=int, default=32, help="sequences per step (default %(default)s)")
     g.add_argument("--max-iters", type=int, default=5000, help="training steps (default %(default)s)")
@@ -80,6 +86,13 @@ def read_text(path: Path | None) -> str:
         return path.read_text(encoding="utf-8")
     from tinygrad_lite.datasets import load_tinyshakespeare
     return load_tinyshakespeare()
+
+
+def build_tokenizer(args: argparse.Namespace, text: str) -> CharTokenizer | BPETokenizer:
+    """The characters of the text, or a BPE of --vocab-size tokens learned from its first 90% (the training split)."""
+    if args.tokenizer == "char":
+        return CharTokenizer.from_text(text)
+    return BPETokenizer.train(text[: int(len(text) * 0.9)], args.vocab_size)
 
 
 @no_grad()
@@ -134,9 +147,9 @@ def main(argv: list[str] | None = None) -> float:
     if args.resume:
         ckpt = load(args.checkpoint)
         config = GPTConfig.from_dict(ckpt["config"])
-        tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+        tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
     else:
-        tokenizer = CharTokenizer.from_text(text)
+        tokenizer = build_tokenizer(args, text)
         config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                            n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias,
                            positional=args.positional)

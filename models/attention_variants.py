@@ -7,13 +7,14 @@ A score is one function `(q, k, **params) -> scores`, q, k: (B, nh, T, hs) ->
 (B, nh, T, T), registered with `@score(name, params=...)`. `params` declares the
 learned tensors the score needs, as name -> shape(n_head, head_size); the
 attention module (`VariantAttention`) owns them as Parameters, which start at
-zero (GPT's init sets every 1-D weight outside LayerNorm to zero anyway), so a
-score parametrises them with 0 as its intended starting point.
+zero (the GPT's initialisation leaves them so), so a score parametrises them
+with 0 as its intended starting point.
 
 A mask is one function `(T) -> (T, T) bool`, True where query i may attend key j,
 registered with `@mask(name)`.
 
-Adding a variant is one decorated function below; `GPTConfig(score=..., mask=...)` picks it.
+Adding a variant is one decorated function below; `GPT(config, attention=variant(score, mask))` puts it
+in every Block of the GPT (which knows nothing of this registry).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -201,3 +202,12 @@ class VariantAttention(nn.Module):
         """q, k, v: (B, nh, T, hs) -> (B, nh, T, hs)."""
         params = {name: getattr(self, name) for name in SCORES[self.score].params}
         return attention(q, k, v, self.score, self.mask, params, dropout_p, rng)
+
+
+def variant(score: str, mask: str) -> Callable[[int, int], VariantAttention]:
+    """The factory that `GPT(config, attention=...)` calls once per Block: (n_head, head_size) -> VariantAttention.
+
+    Unknown names are an error here, before any model is built.
+    """
+    check_variant(score, mask, "variant")
+    return partial(VariantAttention, score, mask)

@@ -1,11 +1,17 @@
-"""Character-level data for the GPT: a tokenizer built from the text, a 90/10 split, seeded random batches."""
+"""Data for the GPT: a character tokenizer built from the text, a 90/10 split, seeded random batches.
+
+`CharDataset` takes any tokenizer with `encode`, `decode` and `vocab_size`: `CharTokenizer` here, or the
+byte-level BPE of models/bpe.py.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
+from models.bpe import BPETokenizer
 from tinygrad_lite import Tensor
 
 
@@ -62,8 +68,42 @@ class CharTokenizer:
         return cls(list(str(state["chars"])))
 
 
+def tokenizer_from_dict(state: dict[str, Any]) -> CharTokenizer | BPETokenizer:
+    """The tokenizer that a checkpoint stored with `to_dict` (a BPE's state holds its merges)."""
+    return BPETokenizer.from_dict(state) if "merges" in state else CharTokenizer.from_dict(state)
+
+
+def decode_stream(tokenizer: CharTokenizer | BPETokenizer, prompt: Iterable[int],
+                  steps: Iterable[np.ndarray]) -> Iterator[str]:
+    """The prompt's text, then the text that each new token adds, as the tokens arrive (steps: ids (1,), as
+    `GPT.stream` yields them). A character whose UTF-8 bytes span several BPE tokens waits for its last byte."""
+    ids = [int(i) for i in prompt]
+    text = tokenizer.decode(ids)
+    yield text
+    shown = len(text)
+    for step in steps:
+        ids.append(int(step[0]))
+        text = tokenizer.decode(ids)
+        if not text.endswith("\ufffd"):  # U+FFFD: a character's bytes are not all there yet
+            yield text[shown:]
+            shown = len(text)
+    rest = tokenizer.decode(ids)[shown:]
+    if rest:
+        yield rest
+
+
+def print_stream(pieces: Iterable[str]) -> str:
+    """Print the pieces of text as they come (then a newline); return the whole text."""
+    text = ""
+    for piece in pieces:
+        print(piece, end="", flush=True)
+        text += piece
+    print()
+    return text
+
+
 class CharDataset:
-    """A text as token ids, split into train (first 90%) and validation (last 10%).
+    """A text as token ids (one per character by default), split into train (first 90%) and validation (last 10%).
 
     `get_batch(split, batch_size, rng)` gives inputs x and next-character targets y,
     both int64 Tensors (B, block_size), from random windows of that split.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import math
 import sys
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from strategies import arrays, check_grad
 
 import models.attention_variants as av
-from models.attention_variants import MASKS, SCORES, VariantAttention, attention
+from models.attention_variants import MASKS, SCORES, VariantAttention, attention, variant
 from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor
 from tinygrad_lite.nn import functional as F
@@ -206,7 +207,7 @@ def test_default_path_equals_the_registry_dot_causal_path():
 def test_gpt_causality_or_its_leak(name, mask):
     """Changing the tokens after position t never changes the logits up to t for the causal masks;
     for `none` and `anti_causal` the logits at t change when token t+1 does (they read their own target)."""
-    model = GPT(tiny(score=name, mask=mask), seed=1)
+    model = GPT(tiny(), seed=1, attention=variant(name, mask))
     rng = np.random.default_rng(6)
     x = rng.integers(0, 11, (2, 8))
     t = 3
@@ -221,7 +222,7 @@ def test_gpt_causality_or_its_leak(name, mask):
 
 @pytest.mark.parametrize("name", list(SCORES))
 def test_gpt_strict_causal_trains_without_nan(name):
-    model = GPT(tiny(score=name, mask="strict_causal"), seed=2)
+    model = GPT(tiny(), seed=2, attention=variant(name, "strict_causal"))
     rng = np.random.default_rng(7)
     _, loss = model(Tensor(rng.integers(0, 11, (2, 8))), Tensor(rng.integers(0, 11, (2, 8))))
     loss.backward()
@@ -231,7 +232,7 @@ def test_gpt_strict_causal_trains_without_nan(name):
 
 
 def test_cosine_temperature_is_a_learned_undecayed_parameter_of_each_attention():
-    model = GPT(tiny(score="cosine"), seed=3)
+    model = GPT(tiny(), seed=3, attention=variant("cosine", "causal"))
     params = dict(model.named_parameters())
     assert params["h.0.attn.variant.log_scale"].shape == (2,)  # one temperature per head
     assert np.all(params["h.1.attn.variant.log_scale"].data == 0.0)  # as sharp as `dot` at the start
@@ -246,7 +247,7 @@ def test_cosine_temperature_is_a_learned_undecayed_parameter_of_each_attention()
 
 def test_reversed_dot_is_dot_with_the_key_weights_negated():
     """-q·k = q·(-k): flipping W_k (and its bias) turns neg_dot into exactly the dot model."""
-    dot_model, neg_model = GPT(tiny(), seed=4), GPT(tiny(score="neg_dot"), seed=4)
+    dot_model, neg_model = GPT(tiny(), seed=4), GPT(tiny(), seed=4, attention=variant("neg_dot", "causal"))
     C = 16
     for block in neg_model.h:
         block.attn.c_attn.weight.data[C:2 * C] *= -1
@@ -258,12 +259,12 @@ def test_reversed_dot_is_dot_with_the_key_weights_negated():
 # ---- the registry ----------------------------------------------------------------------------------------------
 
 def test_unknown_names_are_rejected_with_the_known_ones():
-    with pytest.raises(ValueError, match=r"GPTConfig: unknown attention score 'dotty'; known scores: dot, "
+    with pytest.raises(ValueError, match=r"variant: unknown attention score 'dotty'; known scores: dot, "
                                          r"dot_unscaled, squared_dot, neg_dot, cosine, l2"):
-        tiny(score="dotty")
-    with pytest.raises(ValueError, match=r"GPTConfig: unknown attention mask 'future'; known masks: causal, "
+        variant("dotty", "causal")
+    with pytest.raises(ValueError, match=r"variant: unknown attention mask 'future'; known masks: causal, "
                                          r"anti_causal, none, strict_causal"):
-        tiny(mask="future")
+        variant("dot", "future")
     q = Tensor(np.zeros((1, 1, 2, 2)))
     with pytest.raises(ValueError, match="attention: unknown attention mask 'Causal'"):
         attention(q, q, q, "dot", "Causal")
@@ -271,10 +272,24 @@ def test_unknown_names_are_rejected_with_the_known_ones():
         attention(q, q, q, "cosine", "causal")
 
 
-def test_config_round_trips_the_variant():
-    config = tiny(score="l2", mask="strict_causal")
-    state = {k: np.asarray(v) for k, v in config.to_dict().items()}  # as loaded from a checkpoint
-    assert GPTConfig.from_dict(state) == config
+def test_the_variant_is_injected_not_configured():
+    """models/gpt.py does not know the registry; a config of the time when it named the attention loads for
+    the default, and names the variant it cannot build."""
+    source = Path(__file__).resolve().parent.parent.joinpath("models", "gpt.py").read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert "models.attention_variants" not in imported and "import models.attention_variants" not in source
+    config = tiny()
+    legacy = {**{k: np.asarray(v) for k, v in config.to_dict().items()}, "score": np.asarray("dot"),
+              "mask": np.asarray("causal")}  # as loaded from an older checkpoint
+    assert GPTConfig.from_dict(legacy) == config
+    with pytest.raises(ValueError, match=r"attention has score 'l2'.*attention=models.attention_variants.variant"):
+        GPTConfig.from_dict({**legacy, "score": np.asarray("l2")})
+    model = GPT(config, seed=0, attention=variant("l2", "causal")).eval()
+    prompt = Tensor(np.zeros((1, 2), dtype=np.int64))
+    assert model.generate(prompt, 3, use_cache=False, seed=0).shape == (1, 5)
+    with pytest.raises(ValueError, match=r"kv_cache needs the causal attention; this model's attention is "
+                                         r"VariantAttention \(generate with use_cache=False\)"):
+        model.generate(prompt, 3, seed=0)
 
 
 def test_a_new_score_and_mask_are_one_function_each(monkeypatch):
@@ -289,7 +304,7 @@ def test_a_new_score_and_mask_are_one_function_each(monkeypatch):
     def previous_only(t):
         return np.eye(t, k=-1, dtype=bool)
 
-    model = GPT(tiny(score="half_dot", mask="previous_only"), seed=5)
+    model = GPT(tiny(), seed=5, attention=variant("half_dot", "previous_only"))
     logits, _ = model(Tensor(np.zeros((1, 8), dtype=np.int64)))
     assert logits.shape == (1, 8, 11) and np.all(np.isfinite(logits.data))
 

@@ -12,15 +12,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.char_data import CharTokenizer
-from models.gpt import GPT, GPTConfig, sinusoidal_encoding
-from tinygrad_lite import Tensor, gradcheck, no_grad
+from models.bpe import BPETokenizer
+from models.char_data import CharTokenizer, decode_stream
+from models.gpt import GPT, GPTConfig, KVCache, sample, sinusoidal_encoding
+from tinygrad_lite import Tensor, gradcheck, is_grad_enabled, nn, no_grad
 from tinygrad_lite.io import load, save
 
-_spec = importlib.util.spec_from_file_location(
-    "train_gpt", Path(__file__).resolve().parent.parent / "examples" / "train_gpt.py")
-train_gpt = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_gpt)
+
+def _example(name: str):
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_gpt = _example("train_gpt")
 
 
 def tiny(**overrides) -> GPTConfig:
@@ -181,7 +188,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert np.array_equal(model(idx)[0].data, again(idx)[0].data)
 
 
-def _train(tmp_path, name: str, max_iters: int, resume: bool = False) -> dict:
+def _train(tmp_path, name: str, max_iters: int, resume: bool = False, extra: list[str] = ()) -> dict:
     text_file = tmp_path / "text.txt"
     if not text_file.exists():
         rng = np.random.default_rng(0)
@@ -190,7 +197,7 @@ def _train(tmp_path, name: str, max_iters: int, resume: bool = False) -> dict:
             "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
             "--dropout", "0.1", "--eval-interval", "3", "--eval-iters", "2", "--warmup-iters", "2",
             "--max-minutes", "0", "--sample-tokens", "10", "--no-progress", "--lr", "3e-3"]
-    train_gpt.main(argv + (["--resume"] if resume else []))
+    train_gpt.main(argv + (["--resume"] if resume else []) + list(extra))
     return load(tmp_path / f"{name}.npz")
 
 
@@ -203,3 +210,132 @@ def test_training_script_resume_follows_the_uninterrupted_run(tmp_path, capsys):
     assert resumed["step"] == straight["step"] and resumed["best_val"] == straight["best_val"]
     for name, value in straight["model"].items():
         np.testing.assert_array_equal(resumed["model"][name], value, err_msg=name)
+
+
+# ---- initialisation by module type, one feed-forward class ------------------------------------------------------
+
+def test_initialisation_is_by_module_type():
+    """GPT._init_weights runs through Module.apply: every Linear and Embedding drawn, residual projections
+    (marked where they are built) scaled down, the head left as wte's table, LayerNorms 1 and 0."""
+    model = GPT(tiny(n_layer=3), seed=0)
+    seen = []
+    model.apply(lambda m: seen.append(type(m).__name__))
+    assert seen[-1] == "GPT" and seen.count("FeedForward") == 3 and "MLP" not in seen
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module is not model.lm_head:
+            expected = 0.02 / math.sqrt(6) if name.endswith("c_proj") else 0.02
+            assert getattr(module, "residual_projection", False) == name.endswith("c_proj")
+            assert abs(module.weight.data.std() - expected) < 0.35 * expected, name
+            assert np.all(module.bias.data == 0), name
+        if isinstance(module, nn.LayerNorm):
+            assert np.all(module.weight.data == 1) and np.all(module.bias.data == 0), name
+    assert np.array_equal(GPT(tiny(n_layer=3), seed=0).wte.weight.data, model.wte.weight.data)  # seeded
+
+
+# ---- the KV cache -------------------------------------------------------------------------------------------------
+
+def scaled(model: GPT, factor: float = 10.0) -> GPT:
+    for p in model.parameters():
+        p.data = p.data * factor  # weights of order 0.2: every position's logits clearly differ
+    return model.eval()
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_cached_forward_gives_the_full_forward_logits(positional, chunk):
+    """Feeding the tokens `chunk` at a time with a KVCache gives every position the logits of one full forward."""
+    model = scaled(GPT(tiny(positional=positional, block_size=10), seed=1))
+    idx = np.random.default_rng(2).integers(0, 11, (2, 10))
+    with no_grad():
+        full = model(Tensor(idx))[0].data
+        cache = KVCache(model.config, batch_size=2)
+        steps = [model(Tensor(idx[:, i:i + chunk]), kv_cache=cache)[0].data for i in range(0, 10, chunk)]
+    assert cache.length == 10 and cache.lengths == [10, 10]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-5, atol=1e-5 * np.abs(full).max())
+
+
+@pytest.mark.parametrize("prompt_len, new", [(3, 4), (3, 12), (8, 5), (10, 3)])
+@pytest.mark.parametrize("options", [dict(top_k=1), dict(temperature=0.9, top_k=5, seed=7),
+                                     dict(temperature=1.3, top_p=0.8, seed=8)])
+def test_kv_cache_generates_the_same_tokens(prompt_len, new, options):
+    """Within block_size 8, across it (the window slides), and from a prompt longer than the block."""
+    model = scaled(GPT(tiny(), seed=3))
+    prompt = Tensor(np.random.default_rng(4).integers(0, 11, (2, prompt_len)))
+    cached = model.generate(prompt, new, **options)
+    recomputed = model.generate(prompt, new, use_cache=False, **options)
+    np.testing.assert_array_equal(cached.data, recomputed.data)
+    assert cached.shape == (2, prompt_len + new)
+
+
+def test_stream_yields_each_step_and_leaves_grad_mode_alone():
+    model = GPT(tiny(), seed=0).eval()
+    prompt = Tensor(np.array([[1, 2, 3]]))
+    steps = model.stream(prompt, 5, top_k=3, seed=1)
+    first = next(steps)
+    assert first.shape == (1,) and first.dtype == np.int64
+    assert is_grad_enabled()  # the generator pauses outside no_grad
+    rest = list(steps)
+    assert np.array_equal(np.concatenate([prompt.data[0], first, *rest]), model.generate(prompt, 5, top_k=3,
+                                                                                        seed=1).data[0])
+
+
+def test_only_the_last_logits_and_cache_errors():
+    model = GPT(tiny(), seed=0).eval()
+    idx = Tensor(np.random.default_rng(5).integers(0, 11, (2, 6)))
+    full = model(idx)[0].data
+    np.testing.assert_allclose(model(idx, logits_to_keep=2)[0].data, full[:, -2:], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="targets need the logits of every position, not of the last 2"):
+        model(idx, idx, logits_to_keep=2)
+    cache = KVCache(model.config, batch_size=2, max_len=6)
+    with pytest.raises(RuntimeError, match="a kv_cache is for generation, where nothing is trained: call under "
+                                           "no_grad"):
+        model(idx, kv_cache=cache)
+    with no_grad():
+        model(idx, kv_cache=cache)
+        with pytest.raises(ValueError, match="cannot forward a sequence of length 9, longer than block_size 8"):
+            model(idx[:, :3], kv_cache=cache)
+    k = Tensor(np.zeros((2, 2, 1, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"KVCache.update: 6 cached positions \+ 1 new ones exceed its max_len 6"):
+        cache.update(k, k, 0)
+    with pytest.raises(ValueError, match=r"k and v must be \(B, nh, T, hs\) with \(B, nh, hs\) = \(2, 2, 8\), got k "
+                                         r"\(1, 2, 1, 8\)"):
+        cache.update(k[:1], k[:1], 1)
+    with pytest.raises(ValueError, match=r"KVCache: max_len must be in \[1, block_size 8\], got 9"):
+        KVCache(model.config, 1, max_len=9)
+
+
+# ---- sampling ---------------------------------------------------------------------------------------------------
+
+def test_top_p_keeps_the_fewest_likeliest_tokens_that_reach_p():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]]))
+    rng = np.random.default_rng(0)
+    for top_p, kept in ((0.4, {0}), (0.75, {0, 1}), (0.9, {0, 1, 2}), (1.0, {0, 1, 2, 3})):
+        draws = np.stack([sample(logits, 1.0, None, top_p, rng) for _ in range(2000)])  # (2000, 2)
+        assert set(draws[:, 0].tolist()) == kept and set((3 - draws[:, 1]).tolist()) == kept
+        if kept == {0, 1}:  # renormalised within the nucleus: 0.5 / 0.8
+            assert abs((draws[:, 0] == 0).mean() - 0.625) < 0.04
+    assert sample(logits, 1.0, 1, None, rng).tolist() == [0, 3]  # top_k=1: the argmax
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\] or None, got 1.5"):
+        GPT(tiny(), seed=0).generate(Tensor(np.array([[1]])), 1, top_p=1.5)
+
+
+# ---- the scripts with a BPE tokenizer, and streaming ---------------------------------------------------------------
+
+def test_training_on_bpe_tokens_and_sampling_them(tmp_path, capsys):
+    ckpt = _train(tmp_path, "bpe", 3, extra=["--tokenizer", "bpe", "--vocab-size", "270"])
+    assert "merges" in ckpt["tokenizer"] and ckpt["config"]["vocab_size"] == 270
+    capsys.readouterr()
+    sample_gpt = _example("sample_gpt")
+    text = sample_gpt.main(["--checkpoint", str(tmp_path / "bpe.npz"), "--prompt", "abc", "--tokens", "12"])
+    assert capsys.readouterr().out == text + "\n" and text.startswith("abc") and len(text) > 3
+    model, tokenizer = sample_gpt.load_model(tmp_path / "bpe.npz")
+    ids = model.generate(Tensor(tokenizer.encode("abc")[None, :]), 12, temperature=0.8, top_k=40, seed=1)
+    assert text == tokenizer.decode(ids.data[0])  # what streamed is what generate makes
+
+
+def test_decode_stream_waits_for_a_whole_character():
+    tokenizer = BPETokenizer.train("héllo wörld 😀 " * 3, 256)  # bytes only: é and 😀 span several tokens
+    prompt = tokenizer.encode("a")
+    steps = [np.array([i]) for i in tokenizer.encode("é😀b")]
+    pieces = list(decode_stream(tokenizer, prompt, steps))
+    assert pieces == ["a", "é", "😀", "b"] and "\ufffd" not in "".join(pieces)
