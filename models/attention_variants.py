@@ -27,7 +27,7 @@ from functools import lru_cache, partial
 import numpy as np
 
 from tinygrad_lite import Tensor, nn
-from tinygrad_lite.nn.attention import Seed, dropout_mask
+from tinygrad_lite.nn.attention import Seed, causal_mask, dropout_mask
 
 ShapeFn = Callable[[int, int], tuple[int, ...]]  # (n_head, head_size) -> a parameter's shape
 
@@ -123,7 +123,7 @@ def l2(q: Tensor, k: Tensor) -> Tensor:
 @mask("causal")
 def causal(t: int) -> np.ndarray:
     """Itself and the past (j <= i): what a next-token predictor may use."""
-    return np.tril(np.ones((t, t), dtype=bool))
+    return causal_mask(t)
 
 
 @mask("anti_causal")
@@ -142,7 +142,7 @@ def no_mask(t: int) -> np.ndarray:
 def strict_causal(t: int) -> np.ndarray:
     """The past only (j < i). The first position sees nothing: its attention weights are all zero,
     so its attention output is exactly zero (the residual stream carries it on), never NaN."""
-    return np.tril(np.ones((t, t), dtype=bool), k=-1)
+    return causal_mask(t, t, offset=-1)
 
 
 # ---- the attention built from them ------------------------------------------------------------------------------

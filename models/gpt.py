@@ -27,6 +27,7 @@ import numpy as np
 from models.hub import pretrained_dir, pretrained_file, require
 from tinygrad_lite import Tensor, is_grad_enabled, nn, no_grad
 from tinygrad_lite.nn import functional as F
+from tinygrad_lite.nn.attention import causal_mask
 from tinygrad_lite.optim import AdamW
 
 # Another attention for the experiments (models/attention_variants.py): called once per Block as
@@ -166,7 +167,7 @@ class CausalSelfAttention(nn.Module):
         if t == s:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, rng=self.rng)
         # query i is position s - t + i: it sees keys 0 .. s - t + i; a single new query sees them all
-        mask = None if t == 1 else np.tril(np.ones((t, s), dtype=bool), k=s - t)
+        mask = None if t == 1 else causal_mask(t, s, offset=s - t)
         return F.scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p, rng=self.rng)
 
     def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:

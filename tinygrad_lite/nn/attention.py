@@ -36,9 +36,12 @@ _PARALLEL_MIN_SIZE = 1 << 15  # elements of q below which a second thread costs 
 
 
 @lru_cache(maxsize=32)
-def causal_mask(t: int, s: int | None = None) -> np.ndarray:
-    """(t, s) boolean, True on and below the diagonal: query i may attend keys 0..i (read-only, cached per size)."""
-    mask = np.tril(np.ones((t, t if s is None else s), dtype=bool))
+def causal_mask(t: int, s: int | None = None, offset: int = 0) -> np.ndarray:
+    """(t, s) boolean, True where query i may attend key j: j <= i + offset (read-only, cached per size).
+
+    offset 0: keys 0..i (torch's is_causal); s - t: the t queries are the last t of s positions (a KV
+    cache); -1: the strict past only."""
+    mask = np.tril(np.ones((t, t if s is None else s), dtype=bool), k=offset)
     mask.flags.writeable = False
     return mask
 
