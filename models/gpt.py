@@ -29,6 +29,7 @@ from tinygrad_lite import Tensor, is_grad_enabled, nn, no_grad
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.nn.attention import causal_mask
 from tinygrad_lite.optim import AdamW
+from tinygrad_lite.random import get_generator
 
 # Another attention for the experiments (models/attention_variants.py): called once per Block as
 # factory(n_head, head_size); the module's forward(q, k, v, dropout_p, rng) maps (B, nh, T, hs) to (B, nh, T, hs).
@@ -326,7 +327,7 @@ class GPT(nn.Module):
             raise ValueError(f"GPT.generate: top_p must be in (0, 1] or None, got {top_p}")
         if idx.ndim != 2 or idx.shape[1] == 0:
             raise ValueError(f"GPT.generate: idx must be (B, T) token ids with T >= 1, got shape {idx.shape}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = get_generator(seed, "GPT.generate")
         return self._steps(np.asarray(idx.data, dtype=np.int64), max_new_tokens, temperature, top_k, top_p, rng,
                            use_cache)
 

@@ -70,11 +70,28 @@ def values(kind: str = "any") -> st.SearchStrategy[float]:
     raise ValueError(f"values: unknown kind {kind!r}")
 
 
-def arrays(shape: tuple[int, ...], kind: str = "any") -> st.SearchStrategy[np.ndarray]:
-    """float64 arrays of `shape` with elements of `kind` (see `values`, and "distinct")."""
-    if kind == "distinct":
-        return distinct_arrays(shape)
-    return hnp.arrays(np.float64, shape, elements=values(kind))
+LAYOUTS = ("contiguous", "transposed", "strided", "reversed", "broadcast")
+
+
+@st.composite
+def arrays(draw: st.DrawFn, shape: tuple[int, ...], kind: str = "any") -> np.ndarray:
+    """float64 arrays of `shape` with elements of `kind` (see `values`, and "distinct"), in any memory layout:
+    contiguous, or a view that is transposed, strided, reversed (negative strides) or broadcast (read-only,
+    stride 0; not for "distinct", whose values must differ), as minitorch draws permuted storage."""
+    layout = draw(st.sampled_from(LAYOUTS if kind != "distinct" else LAYOUTS[:-1]))
+    draw_array = (lambda s: draw(distinct_arrays(s))) if kind == "distinct" else (
+        lambda s: draw(hnp.arrays(np.float64, s, elements=values(kind))))
+    if layout == "transposed" and len(shape) > 1:
+        return draw_array(shape[::-1]).T
+    if layout == "strided" and shape:
+        return draw_array(shape[:-1] + (2 * shape[-1],))[..., ::2]
+    if layout == "reversed" and shape:
+        return draw_array(shape)[::-1]
+    stretchable = [i for i, n in enumerate(shape) if n > 1]
+    if layout == "broadcast" and stretchable:
+        axis = draw(st.sampled_from(stretchable))
+        return np.broadcast_to(draw_array(shape[:axis] + (1,) + shape[axis + 1:]), shape)
+    return draw_array(shape)
 
 
 def distinct_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
