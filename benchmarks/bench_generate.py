@@ -46,11 +46,10 @@ def reset_peak_rss() -> None:
 def run_tinygrad_lite(folder: Path, prompt: np.ndarray, use_cache: bool, threads: int):
     from models.gpt import GPT
     from tinygrad_lite import Tensor
-    from tinygrad_lite.perf import keep_freed_memory, set_num_threads
+    from tinygrad_lite.perf import set_num_threads
 
     set_num_threads(threads)
     model = GPT.from_pretrained(folder)
-    keep_freed_memory()  # after loading: what loading freed goes back to the system
     idx = Tensor(prompt)
 
     def generate(n: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor
 from tinygrad_lite.nn.utils import clip_grad_norm_
-from tinygrad_lite.perf import keep_freed_memory, set_num_threads
+from tinygrad_lite.perf import set_num_threads
 
 try:
     import torch
@@ -156,7 +156,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the block-size 64/128/256 table")
     args = parser.parse_args()
-    keep_freed_memory()
     set_num_threads(2)
     if torch is not None:
         torch.set_num_threads(2)

@@ -6,7 +6,7 @@ dropout 0.2, cross-entropy, Adam, mini-batches of 128, float32, 50,000 images
 time of an epoch does not depend on the values. All three use `--threads` threads (2).
 Each implementation runs `--runs` times, interleaved; the medians and the ratios
 to hand-written numpy are printed. glibc is told to keep freed blocks for reuse
-(`tinygrad_lite.perf.keep_freed_memory`), which helps all three alike.
+(as importing tinygrad_lite does: `tinygrad_lite.perf.keep_freed_memory`), which helps all three alike.
 
     python benchmarks/bench_mlp.py --runs 5
 """
@@ -23,7 +23,7 @@ import numpy as np
 import tinygrad_lite.nn.functional as F
 from models.mlp import MLP
 from tinygrad_lite import Tensor, optim
-from tinygrad_lite.perf import blas_num_threads, keep_freed_memory, set_num_threads
+from tinygrad_lite.perf import blas_num_threads, set_num_threads
 
 SIZES = [784, 512, 512, 10]
 DROPOUT, BATCH, LR = 0.2, 128, 1e-3
@@ -161,7 +161,6 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2,
                    help="threads for all three: PyTorch's, tinygrad_lite's and numpy's OpenBLAS (default 2)")
     args = p.parse_args()
-    keep_freed_memory()  # one process-wide malloc setting, shared by all three implementations
     set_num_threads(args.threads)  # tinygrad_lite's threads and OpenBLAS's, which the hand-written numpy uses
     x, y = make_data(args.steps * BATCH)
     impls = {"numpy (hand-written)": epoch_numpy, "tinygrad_lite": epoch_tinygrad_lite}

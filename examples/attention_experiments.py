@@ -41,7 +41,6 @@ from tinygrad_lite import Tensor, no_grad
 from tinygrad_lite.datasets import load_tinyshakespeare
 from tinygrad_lite.nn.utils import clip_grad_norm_
 from tinygrad_lite.optim.lr_scheduler import cosine_with_warmup
-from tinygrad_lite.perf import keep_freed_memory
 
 BASELINE = ("dot", "causal")
 LEAKY_MASKS = {"none": "leaked: position t attends token t+1, its own target",
@@ -293,7 +292,6 @@ def main(argv: list[str] | None = None) -> list[Result]:
         print(f"redrew {args.out / 'val_curves.png'}")
         return results
     variants = parse_variants(args.variants)
-    keep_freed_memory()
     data = CharDataset(read_shakespeare(args.data_dir), args.block_size)
     curve_windows = val_windows(data, args.eval_windows, args.seed + 1)
     final_windows = val_windows(data, args.final_windows, args.seed + 2)

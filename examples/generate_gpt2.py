@@ -19,7 +19,6 @@ from models.bpe import BPETokenizer
 from models.char_data import decode_stream, print_stream
 from models.gpt import GPT
 from tinygrad_lite import Tensor
-from tinygrad_lite.perf import keep_freed_memory
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
@@ -43,7 +42,6 @@ def main(argv: list[str] | None = None) -> str:
         parser.exit(2, "error: --prompt must not be empty\n")
     try:
         model = GPT.from_pretrained(args.model)
-        keep_freed_memory()  # after loading: what loading freed goes back to the system
         tokenizer = BPETokenizer.from_pretrained(args.model)
         prompt = tokenizer.encode(args.prompt)
         steps = model.stream(Tensor(prompt[None, :]), args.tokens, temperature=args.temperature,

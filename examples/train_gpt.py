@@ -32,7 +32,6 @@ from tinygrad_lite import Tensor, no_grad
 from tinygrad_lite.io import load, save
 from tinygrad_lite.nn.utils import clip_grad_norm_
 from tinygrad_lite.optim.lr_scheduler import cosine_with_warmup
-from tinygrad_lite.perf import keep_freed_memory
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -140,7 +139,6 @@ def plot_history(history: dict[str, list[float]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> float:
     args = parse_args(argv)
-    keep_freed_memory()
     text = read_text(args.text)
     start_step, best_val = 0, math.inf
     history: dict[str, list[float]] = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": []}

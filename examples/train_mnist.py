@@ -33,7 +33,6 @@ import tinygrad_lite.nn.functional as F
 from models.mlp import MLP
 from tinygrad_lite import Tensor, no_grad, optim
 from tinygrad_lite.optim.lr_scheduler import LambdaLR, LRScheduler, cosine_with_warmup
-from tinygrad_lite.perf import keep_freed_memory
 
 N_TRAIN = 50_000  # the rest of the 60,000 is the validation set, as in Nielsen's book
 
@@ -158,7 +157,6 @@ def plot(path: str, history: dict[str, list[float]], x_test, y_test, preds) -> N
 
 def main(argv: list[str] | None = None) -> float:
     args = parse_args(argv)
-    keep_freed_memory()  # reuse freed temporaries instead of page-faulting fresh ones every step
     x_all, y_all, x_test, y_test = tl.datasets.load_mnist(args.data_dir)
     x_train, y_train = x_all[:N_TRAIN], y_all[:N_TRAIN]
     x_val, y_val = x_all[N_TRAIN:], y_all[N_TRAIN:]

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tinygrad_lite
 import tinygrad_lite.nn.functional as F
 from tinygrad_lite import Tensor, gradcheck, perf
 
@@ -204,3 +205,20 @@ def _split_in_child() -> int:
     seen = []
     perf.split_across_cores(lambda part: seen.append(part.stop - part.start), 10)
     return sum(seen)
+
+
+def test_profile_ops_charges_each_op_its_own_time():
+    from tinygrad_lite.profiler import profile_ops
+
+    x = Tensor(np.ones((64, 64), dtype=np.float32), requires_grad=True)
+    opt = tinygrad_lite.optim.SGD([x], lr=0.1)
+    with profile_ops() as times:
+        (x @ x).tanh().sum().backward()
+        opt.step()
+    assert times.calls[("matmul", "forward")] == 3  # the forward, and the two products of its backward
+    assert times.calls[("matmul", "backward")] == 1 and times.calls[("SGD (optimizer)", "step")] == 0
+    assert times.calls[("Optimizer (optimizer)", "step")] == 1
+    total = sum(times.seconds.values())
+    table = times.format(total_seconds=total * 1.25)
+    assert table.splitlines()[0].split()[:3] == ["op", "calls", "forward"] and "(the rest" in table
+    assert Tensor.__matmul__(x, x)._ctx.__class__.forward.__name__ == "forward"  # unpatched afterwards

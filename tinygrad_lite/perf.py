@@ -4,7 +4,9 @@ By default glibc hands every freed block above ~128 KiB straight back to the
 operating system, so the next temporary of that size is a fresh mmap whose
 pages fault in one by one. A training step allocates and frees the same large
 buffers every time, and those page faults cost about a quarter of a small
-GPT's step. `keep_freed_memory()` tells glibc to keep such blocks for reuse.
+GPT's step (python benchmarks/bench_plain_loop.py). `keep_freed_memory()` tells
+glibc to keep such blocks for reuse; importing tinygrad_lite calls it, unless the
+environment sets TINYGRAD_LITE_KEEP_FREED_MEMORY=0.
 
 numpy's elementwise ops run on one core. `split_across_cores(work, n)` runs
 `work(slice)` on consecutive parts of range(n) in `get_num_threads()` threads
@@ -48,7 +50,7 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     """Ask glibc's malloc to serve blocks below `threshold_bytes` from the heap and not to trim it.
 
     Returns True when the setting took effect (glibc on Linux), False elsewhere (harmless no-op).
-    Call it once at the start of a training script or benchmark.
+    Importing tinygrad_lite does this already (see the module docstring for the opt-out).
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -306,3 +308,7 @@ def matmuls(*pairs: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray | N
 
     _split(products, len(todo), min_items=1)
     return results
+
+
+if os.environ.get("TINYGRAD_LITE_KEEP_FREED_MEMORY", "1").strip().lower() not in ("0", "false", "no", "off"):
+    keep_freed_memory()  # fast by default: see the module docstring
