@@ -215,7 +215,9 @@ _argreduce("argmin", np.argmin)
 # ---- softmax family ---------------------------------------------------------------------
 
 
-class Softmax(Function):
+class SoftmaxFunction(Function):
+    """softmax (the Function; `nn.Softmax` is the Module)."""
+
     def forward(self, x, axis=-1):
         # initial=-inf: an empty axis gives an empty result, not an error; asarray: an array even for 0-d x
         out = np.asarray(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
@@ -229,7 +231,9 @@ class Softmax(Function):
         return (gs - s * gs.sum(axis=self.params["axis"], keepdims=True),)
 
 
-class LogSoftmax(Function):
+class LogSoftmaxFunction(Function):
+    """log_softmax (the Function; `nn.LogSoftmax` is the Module)."""
+
     def forward(self, x, axis=-1):
         shifted = np.asarray(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
         with np.errstate(divide="ignore"):  # log(0): an empty axis, or a row of -inf (NaN, as in PyTorch)
@@ -265,13 +269,13 @@ def _single_axis(op: str, dim: Any, axis: Any, ndim: int) -> int | None:
 @tensor_method
 def softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """exp(x) / sum(exp(x)) along `dim` (default -1), stable for any magnitude; -inf entries give exact zeros."""
-    return Softmax.apply(floating(self), axis=_single_axis("softmax", dim, axis, self.ndim))
+    return SoftmaxFunction.apply(floating(self), axis=_single_axis("softmax", dim, axis, self.ndim))
 
 
 @tensor_method
 def log_softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """x - logsumexp(x) along `dim` (default -1), stable for logits of any magnitude."""
-    return LogSoftmax.apply(floating(self), axis=_single_axis("log_softmax", dim, axis, self.ndim))
+    return LogSoftmaxFunction.apply(floating(self), axis=_single_axis("log_softmax", dim, axis, self.ndim))
 
 
 @tensor_method
