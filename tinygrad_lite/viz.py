@@ -292,7 +292,7 @@ def draw_graph(roots: Tensor | Sequence[Tensor], *, names: Mapping[str, Tensor] 
     drawing = _Drawing(roots, names, model, show_data or show_grad, depth)
     drawing.draw(show_data, show_grad, compact)
 
-    import graphviz  # here, not at the top: it would add ~70 ms to every `import tinygrad_lite`
+    import graphviz  # here, not at the top: it would slow every `import tinygrad_lite`
 
     dot = graphviz.Digraph("graph", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.25",
                                                 "ranksep": "0.35"},

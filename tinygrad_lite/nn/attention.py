@@ -168,7 +168,7 @@ def _softmax_rows_(x: np.ndarray) -> None:
         peak[~np.isfinite(peak)] = 0.0
     x -= peak
     np.exp(x, out=x)
-    total = np.einsum("...j->...", x)[..., None]  # 3x faster than sum(axis=-1) over short rows
+    total = np.einsum("...j->...", x)[..., None]  # einsum: sum(axis=-1) is slow on short rows
     total[total == 0] = 1.0
     x /= total
 
