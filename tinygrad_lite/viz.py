@@ -14,6 +14,7 @@ In Jupyter the returned Digraph shows itself inline.
 from __future__ import annotations
 
 import contextlib
+import html
 import sys
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -569,7 +570,15 @@ class Trace:
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in self._cells()]
         return "\n".join(lines)
 
-    _repr_markdown_ = to_markdown  # Jupyter shows the table rendered
+    def _repr_html_(self) -> str:
+        """Jupyter shows the table as HTML (the dimension legend as its caption); `print` stays text."""
+        align = ['style="text-align:left"'] * 4 + ['style="text-align:right"']  # Jupyter right-aligns every cell
+        head = "".join(f"<th {a}>{h}</th>" for a, h in zip(align, self.HEADER))
+        body = "".join("<tr>" + "".join(f"<td {a}>{html.escape(c)}</td>" for a, c in zip(align, row)) + "</tr>"
+                       for row in self._cells())
+        caption = f"<caption>{html.escape(self.legend())}</caption>" if self.dims else ""
+        return (f'<table style="font-family:monospace">{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table>")
 
 
 def trace(model: Module, *inputs: Any, dims: Mapping[str, int] | None = None, ops: bool = True,
