@@ -19,7 +19,7 @@ import numpy as np
 
 from models.gpt import GPT, GPTConfig
 from models.mlp import MLP
-from tinygrad_lite import Tensor, viz
+from tinygrad_lite import Tensor, cli, viz
 from tinygrad_lite.nn import functional as F
 
 
@@ -113,10 +113,17 @@ def main() -> None:
     elif args.output.suffix == ".dot":
         args.output.write_text(graph.source)
     else:
-        args.output.write_bytes(graph.pipe(format=args.output.suffix.lstrip(".")))
+        import graphviz
+
+        with cli.user_input("-o"):  # a format graphviz does not know
+            try:
+                args.output.write_bytes(graph.pipe(format=args.output.suffix.lstrip(".")))
+            except graphviz.ExecutableNotFound:
+                raise cli.UsageError(f"-o {args.output}: drawing needs graphviz's `dot` (apt-get install graphviz); "
+                                     f"-o {args.output.with_suffix('.dot')} writes the source without it") from None
     if args.output is not None:
         print(f"wrote {args.output} ({math.ceil(args.output.stat().st_size / 1024)} KiB)")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_lite import Function, Tensor, check_model, gradcheck_report, jacobian
+from tinygrad_lite import Function, Tensor, check_model, cli, gradcheck_report, jacobian
 from tinygrad_lite.gradcheck import GradcheckReport, jacobians, numeric_jacobian
 from tinygrad_lite.nn import Module
 from tinygrad_lite.nn import functional as F
@@ -443,4 +443,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
