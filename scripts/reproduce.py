@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,16 +44,18 @@ LINKED = ("examples", "benchmarks", "tests")  # what a --quick scratch folder li
 class Figure:
     """One command of the README and what to keep of its output.
 
-    `grab` maps a label to a regex whose first group is the number (or text) quoted; with `runs` > 1 the
-    command runs that many times and each number is given as the median with its range. `quote` keeps the
-    output lines it matches ("" keeps them all). `speed`: the figure depends on the machine's speed.
-    `quick` is appended to the command for a smoke run; `needs` names figures whose outputs it reads;
-    `data` names the real data it reads ("mnist"), which the tests provide or skip without.
+    `outputs` is appended to the command to put its pictures and files where the docs show them. `grab` maps
+    a label to a regex whose first group is the number (or text) quoted; with `runs` > 1 the command runs that
+    many times and each number is given as the median with its range. `quote` keeps the output lines it
+    matches ("" keeps them all). `speed`: the figure depends on the machine's speed. `quick` is appended for
+    a smoke run; `needs` names figures whose outputs it reads; `data` names the real data it reads
+    ("mnist"), which the tests provide or skip without.
     """
 
     name: str
     what: str
     command: str
+    outputs: str = ""
     quick: str = ""
     grab: dict[str, str] = field(default_factory=dict)
     quote: str | None = None
@@ -85,24 +88,24 @@ ATTENTION_QUICK = ("--steps 4 --eval-interval 2 --eval-windows 4 --final-windows
 
 FIGURES = [
     Figure("mnist-classic", "Nielsen's network ([784, 30, 10] sigmoid, quadratic cost, SGD 3.0, batch 10, 30 epochs)",
-           f"{MNIST} --classic", "--epochs 1", MNIST_GRAB, data="mnist"),
+           f"{MNIST} --classic", quick="--epochs 1", grab=MNIST_GRAB, data="mnist"),
     Figure("mnist-modern", "the modern MLP ([784, 512, 512, 10] ReLU, dropout 0.2, Adam + cosine, 10 epochs)",
-           f"{MNIST} --plot docs/img/mnist_modern.png", "--epochs 1", MNIST_GRAB, data="mnist"),
+           MNIST, "--plot docs/img/mnist_modern.png", "--epochs 1", MNIST_GRAB, data="mnist"),
     Figure("gpt-first-look", "the main job cut to 3 minutes", "python examples/train_gpt.py --max-minutes 3",
-           GPT_QUICK, GPT_GRAB, speed=True),
-    Figure("gpt", "the main job: the character GPT, 20 minutes or 5,000 steps",
-           "python examples/train_gpt.py --plot docs/img/gpt_loss.png", GPT_QUICK,
-           GPT_GRAB, speed=True),
+           quick=GPT_QUICK, grab=GPT_GRAB, speed=True),
+    Figure("gpt", "the main job: the character GPT, 20 minutes or 5,000 steps", "python examples/train_gpt.py",
+           "--plot docs/img/gpt_loss.png", GPT_QUICK, GPT_GRAB, speed=True),
     Figure("gpt-sample", "a sample of the main job's checkpoint",
            'python examples/sample_gpt.py --prompt "ROMEO:" --tokens 300 --temperature 0.8 --top-k 40 --seed 1',
-           "--tokens 20", quote="", needs=("gpt",)),
+           quick="--tokens 20", quote="", needs=("gpt",)),
     Figure("bench-gpt", "one GPT training step against PyTorch (6 runs)", "python benchmarks/bench_gpt.py",
-           "--steps 1 --warmup 0", BENCH_GPT_GRAB, quote=r"^ +(64|128|256) ", runs=6, speed=True),
+           quick="--steps 1 --warmup 0 --skip-scaling", grab=BENCH_GPT_GRAB, quote=r"^ +(64|128|256) ", runs=6,
+           speed=True),
     Figure("bench-mlp", "one epoch of the modern MLP, 2 threads", "python benchmarks/bench_mlp.py --runs 5",
-           "--runs 1 --steps 5", BENCH_MLP_GRAB, speed=True),
+           quick="--runs 1 --steps 5", grab=BENCH_MLP_GRAB, speed=True),
     Figure("bench-mlp-1-thread", "one epoch of the modern MLP, 1 thread each",
-           "OPENBLAS_NUM_THREADS=1 python benchmarks/bench_mlp.py --threads 1 --runs 5", "--runs 1 --steps 5",
-           BENCH_MLP_GRAB, speed=True),
+           "OPENBLAS_NUM_THREADS=1 python benchmarks/bench_mlp.py --threads 1 --runs 5", quick="--runs 1 --steps 5",
+           grab=BENCH_MLP_GRAB, speed=True),
     Figure("gradcheck-eps", "finite-difference error against eps", f"{GRADCHECK} eps", quote=r"measured optimum"),
     Figure("gradcheck-order", "central and forward differences", f"{GRADCHECK} order", quote=r"median truncation"),
     Figure("gradcheck-kinks", "gradcheck at kinks", f"{GRADCHECK} kinks", quote=r"(pass|FAIL) "),
@@ -110,19 +113,18 @@ FIGURES = [
     Figure("gradcheck-bug", "a planted softmax-backward bug", f"{GRADCHECK} bug", quote=r"FAIL|reported"),
     Figure("gradcheck-attention", "the gradient reaching q, scaled and unscaled", f"{GRADCHECK} attention",
            quote=r"^ +\d+ +\d|^scores|changes by"),
-    Figure("attention", "the attention sweep: 9 variants x 800 steps",
-           "python examples/attention_experiments.py --out docs/results/attention "
-           "--plot docs/img/attention_variants.png", ATTENTION_QUICK,
+    Figure("attention", "the attention sweep: 9 variants x 800 steps", "python examples/attention_experiments.py",
+           "--out docs/results/attention --plot docs/img/attention_variants.png", ATTENTION_QUICK,
            {"sweep time (min)": r"\(([\d.]+) min\)$"}, quote=r"^\| `", speed=True),
     Figure("attention-quick", "the attention sweep's smoke run", "python examples/attention_experiments.py --quick",
-           "--variants dot/causal", {"sweep time (min)": r"\(([\d.]+) min\)$"}, speed=True),
+           quick="--variants dot/causal", grab={"sweep time (min)": r"\(([\d.]+) min\)$"}, speed=True),
     Figure("picture-expr", "micrograd's neuron", "python examples/draw_graph.py expr --grads -o docs/img/expr.svg"),
     Figure("picture-mlp", "the MNIST MLP", "python examples/draw_graph.py mlp -o docs/img/mlp.svg"),
     Figure("picture-gpt", "the GPT at depth 1",
            "python examples/draw_graph.py gpt --depth 1 -o docs/img/gpt_depth1.svg"),
     Figure("gpt-trace", "the GPT's shape trace", "python examples/draw_graph.py gpt --trace", quote=r"^\(model\)"),
     Figure("doc-pictures", "the pictures the docs' own snippets draw", "python tests/test_docs.py",
-           "--into docs/img", quote=r"^wrote", data="mnist"),
+           quick="--into docs/img", quote=r"^wrote", data="mnist"),
 ]
 
 
@@ -181,7 +183,7 @@ def median_text(values: list[str]) -> str:
 
 def measure(figure: Figure, cwd: Path, quick: bool) -> dict:
     """Run the figure's command (`runs` times; once when quick) and return its results entry."""
-    command = f"{figure.command} {figure.quick}".strip() if quick else figure.command
+    command = " ".join(part for part in (figure.command, figure.outputs, figure.quick if quick else "") if part)
     runs = [run_command(command, cwd) for _ in range(1 if quick else figure.runs)]
     grabbed = [grab(figure, r.output) for r in runs]
     quoted = [] if figure.quote is None else [line for line in runs[-1].output if re.search(figure.quote, line)]
@@ -200,11 +202,11 @@ def provenance() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     versions = {}
-    for module in ("numpy", "torch"):
+    for package in ("numpy", "torch"):  # not imported: a child forked from a big parent reports its peak memory
         try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            versions[module] = "absent"
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
     return {"commit": git("rev-parse", "--short", "HEAD") + (" + changes" if git("status", "--porcelain") else ""),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{os.cpu_count()} cores, {cpu}, load {os.getloadavg()[0]:.1f} at the start",
