@@ -37,6 +37,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path("docs/results.json")  # relative to the folder the commands run in
+CODE = ("tinygrad_lite", "models", "examples", "benchmarks", "scripts", "pyproject.toml")  # what the figures run
 LINKED = ("examples", "benchmarks", "tests")  # what a --quick scratch folder links to; what it writes is its own
 
 
@@ -116,6 +117,9 @@ FIGURES = [
     Figure("attention", "the attention sweep: 9 variants x 800 steps", "python examples/attention_experiments.py",
            "--out docs/results/attention --plot docs/img/attention_variants.png", ATTENTION_QUICK,
            {"sweep time (min)": r"\(([\d.]+) min\)$"}, quote=r"^\| `", speed=True),
+    Figure("attention-replot", "the attention figure redrawn from the sweep's saved results, with no training",
+           "python examples/attention_experiments.py --replot --out docs/results/attention "
+           "--plot docs/img/attention_variants.png", needs=("attention",)),
     Figure("attention-quick", "the attention sweep's smoke run", "python examples/attention_experiments.py --quick",
            quick="--variants dot/causal", grab={"sweep time (min)": r"\(([\d.]+) min\)$"}, speed=True),
     Figure("picture-expr", "micrograd's neuron", "python examples/draw_graph.py expr --grads -o docs/img/expr.svg"),
@@ -207,7 +211,8 @@ def provenance() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "absent"
-    return {"commit": git("rev-parse", "--short", "HEAD") + (" + changes" if git("status", "--porcelain") else ""),
+    changed = git("status", "--porcelain", "--", *CODE)
+    return {"commit": git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if changed else ""),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{os.cpu_count()} cores, {cpu}, load {os.getloadavg()[0]:.1f} at the start",
             "software": f"Python {platform.python_version()}, numpy {versions['numpy']}, torch {versions['torch']}"}

@@ -136,9 +136,9 @@ def test_download_of_real_mnist_from_a_local_server_into_the_cache(isolated, ser
 
 
 def test_download_of_tinyshakespeare_from_a_local_server(isolated, server):
-    source = require_data("tinyshakespeare/input.txt")
     folder, url = server
-    shutil.copy(source, folder / "input.txt")
+    packaged = resources.files("tinygrad_lite").joinpath(datasets.SHAKESPEARE_PACKAGED)
+    (folder / "input.txt").write_bytes(gzip.decompress(packaged.read_bytes()))  # the real corpus, checksummed
     text = datasets.load_tinyshakespeare(isolated / "data", url=f"{url}/input.txt")
     assert text.startswith("First Citizen:") and len(text) == 1115394
     assert (isolated / "data" / "tinyshakespeare" / "input.txt").is_file()
