@@ -134,17 +134,17 @@ def main(argv: list[str] | None = None) -> float:
     text = read_text(args.text)
     start_step, best_val = 0, math.inf
     history: dict[str, list[float]] = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": []}
-    with cli.user_input():  # a bad option value (n_embd not divisible by n_head), a text too short, ...
-        if args.resume:
-            ckpt = cli.load_checkpoint(args.checkpoint, made_by=f"python examples/train_gpt.py --checkpoint "
-                                                                f"{args.checkpoint}")
-            config = GPTConfig.from_dict(ckpt["config"])
-            tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
-        else:
-            tokenizer = CharTokenizer.from_text(text)
+    if args.resume:
+        ckpt = cli.load_checkpoint(args.checkpoint, f"python examples/train_gpt.py --checkpoint {args.checkpoint}")
+        config = GPTConfig.from_dict(ckpt["config"])
+        tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+    else:
+        tokenizer = CharTokenizer.from_text(text)
+        with cli.user_input():  # a bad option value: n_embd not divisible by n_head, ...
             config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                                n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias,
                                positional=args.positional)
+    with cli.user_input():  # a text too short for the block size
         data = CharDataset(text, config.block_size, tokenizer)
     model = GPT(config, seed=args.seed)
     optimizer = model.configure_optimizers(args.weight_decay, args.lr, (args.beta1, args.beta2))
