@@ -73,7 +73,8 @@ MNIST_GRAB = {"test accuracy at the last epoch (%)": r"^test accuracy: ([\d.]+)%
               "training time (s)": r"^training took ([\d.]+) s"}
 GPT_GRAB = {"val loss (whole validation split)": r"^val loss: ([\d.]+)", "steps": r"^trained (\d+) steps",
             "training time (min)": r"^trained \d+ steps in ([\d.]+) min"}
-GPT_QUICK = "--max-iters 3 --eval-interval 3 --eval-iters 1 --batch-size 4 --sample-tokens 20 --no-progress"
+TINY_GPT = "--n-layer 1 --n-head 2 --n-embd 16 --batch-size 4"  # --quick checks the commands, not their figures
+GPT_QUICK = f"{TINY_GPT} --max-iters 3 --eval-interval 3 --eval-iters 1 --sample-tokens 20 --no-progress"
 BENCH_GPT_GRAB = {}
 for model in ("4L/4H/128", "6L/6H/192"):
     BENCH_GPT_GRAB |= {f"{model} ratio to PyTorch": rf"^{model},.*? ([\d.]+)x",
@@ -84,14 +85,14 @@ BENCH_MLP_GRAB = {f"{impl} (s per epoch)": rf"^  {re.escape(impl)} +([\d.]+) s" 
 BENCH_MLP_GRAB["tinygrad_lite / numpy"] = r"^  tinygrad_lite .* ([\d.]+)x numpy"
 BENCH_MLP_GRAB["tinygrad_lite / pytorch"] = r"^  tinygrad_lite .* ([\d.]+)x pytorch"
 GRADCHECK = "python examples/gradcheck_experiments.py"
-ATTENTION_QUICK = ("--steps 4 --eval-interval 2 --eval-windows 4 --final-windows 4 --sample-chars 10 "
+ATTENTION_QUICK = (f"{TINY_GPT} --steps 4 --eval-interval 2 --eval-windows 4 --final-windows 4 --sample-chars 10 "
                    "--variants dot/causal,dot/anti_causal")
 
 FIGURES = [
     Figure("mnist-classic", "Nielsen's network ([784, 30, 10] sigmoid, quadratic cost, SGD 3.0, batch 10, 30 epochs)",
            f"{MNIST} --classic", quick="--epochs 1", grab=MNIST_GRAB, data="mnist"),
     Figure("mnist-modern", "the modern MLP ([784, 512, 512, 10] ReLU, dropout 0.2, Adam + cosine, 10 epochs)",
-           MNIST, "--plot docs/img/mnist_modern.png", "--epochs 1", MNIST_GRAB, data="mnist"),
+           MNIST, "--plot docs/img/mnist_modern.png", "--epochs 1 --hidden 32", MNIST_GRAB, data="mnist"),
     Figure("gpt-first-look", "the main job cut to 3 minutes", "python examples/train_gpt.py --max-minutes 3",
            quick=GPT_QUICK, grab=GPT_GRAB, speed=True),
     Figure("gpt", "the main job: the character GPT, 20 minutes or 5,000 steps", "python examples/train_gpt.py",
@@ -103,7 +104,7 @@ FIGURES = [
            quick="--steps 1 --warmup 0 --skip-scaling", grab=BENCH_GPT_GRAB, quote=r"^ +(64|128|256) ", runs=6,
            speed=True),
     Figure("bench-mlp", "one epoch of the modern MLP, 2 threads", "python benchmarks/bench_mlp.py --runs 5",
-           quick="--runs 1 --steps 5", grab=BENCH_MLP_GRAB, speed=True),
+           quick="--runs 1 --steps 5 --threads 1", grab=BENCH_MLP_GRAB, speed=True),
     Figure("bench-mlp-1-thread", "one epoch of the modern MLP, 1 thread each",
            "OPENBLAS_NUM_THREADS=1 python benchmarks/bench_mlp.py --threads 1 --runs 5", quick="--runs 1 --steps 5",
            grab=BENCH_MLP_GRAB, speed=True),
@@ -121,7 +122,7 @@ FIGURES = [
            "python examples/attention_experiments.py --replot --out docs/results/attention "
            "--plot docs/img/attention_variants.png", needs=("attention",)),
     Figure("attention-quick", "the attention sweep's smoke run", "python examples/attention_experiments.py --quick",
-           quick="--variants dot/causal", grab={"sweep time (min)": r"\(([\d.]+) min\)$"}, speed=True),
+           quick=f"--variants dot/causal {TINY_GPT}", grab={"sweep time (min)": r"\(([\d.]+) min\)$"}, speed=True),
     Figure("picture-expr", "micrograd's neuron", "python examples/draw_graph.py expr --grads -o docs/img/expr.svg"),
     Figure("picture-mlp", "the MNIST MLP", "python examples/draw_graph.py mlp -o docs/img/mlp.svg"),
     Figure("picture-gpt", "the GPT at depth 1",
