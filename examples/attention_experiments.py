@@ -3,6 +3,7 @@
     python examples/attention_experiments.py          # the full sweep into out/attention/ (~20 min on 2 cores)
     python examples/attention_experiments.py --quick  # a ~2-minute smoke run
     python examples/attention_experiments.py --variants dot/causal,l2/causal --steps 100
+    python examples/attention_experiments.py --replot --out docs/results/attention --plot attention.png
 
 Every variant (each score with the causal mask, each mask with the dot score;
 see models/attention_variants.py) gets the same seed, config, batches and
@@ -10,7 +11,8 @@ number of steps on Tiny Shakespeare. The outputs in --out:
 
     results.md       the table, the honest reading of each loss, and a generated sample per model
     val_curves.png   validation loss (with the training mask) over steps, and the loss at generation time
-    results.json     every number, for re-plotting
+                     (or wherever --plot says)
+    results.json     every number, for re-plotting with --replot (no training)
 
 Three losses per model, all in nats per character on the same validation windows:
 - val loss (training mask): what the training objective reports. With `none` or
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ import numpy as np
 from models.attention_variants import MASKS, SCORES, variant
 from models.char_data import CharDataset
 from models.gpt import GPT, GPTConfig
-from tinygrad_lite import Tensor, no_grad
+from tinygrad_lite import Tensor, cli, no_grad
 from tinygrad_lite.datasets import load_tinyshakespeare
 from tinygrad_lite.nn.utils import clip_grad_norm_
 from tinygrad_lite.optim.lr_scheduler import cosine_with_warmup
@@ -58,9 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--quick", action="store_true", help="a ~2-minute smoke run: few steps, small evaluations")
-    a("--replot", action="store_true", help="only redraw val_curves.png from --out's results.json")
+    a("--replot", action="store_true", help="only redraw the figure from --out's results.json (no training)")
+    a("--plot", type=Path, default=None, help="where the figure goes (default: --out's val_curves.png)")
     a("--data-dir", type=Path, default=None,
-      help="folder holding tinyshakespeare/input.txt (default: $TINYGRAD_LITE_DATA, ../shared/data, the cache)")
+      help="folder holding tinyshakespeare/input.txt (default: $TINYGRAD_LITE_DATA if it holds it, else the copy "
+           "shipped with the package)")
     a("--out", type=Path, default=Path("out/attention"), help="output folder (default %(default)s)")
     a("--variants", default=None,
       help="comma-separated score/mask pairs, e.g. dot/causal,l2/causal (default: the whole sweep)")
@@ -90,17 +93,10 @@ def parse_variants(spec: str | None) -> list[tuple[str, str]]:
     variants = []
     for item in spec.split(","):
         score, _, mask = item.strip().partition("/")
-        variant(score, mask or "causal")  # a clear error for an unknown name, before any training
+        with cli.user_input("--variants"):  # an unknown name: one line, before any training
+            variant(score, mask or "causal")
         variants.append((score, mask or "causal"))
     return variants
-
-
-def read_shakespeare(data_dir: Path | None) -> str:
-    """Tiny Shakespeare from --data-dir, TINYGRAD_LITE_DATA, ../shared/data beside the checkout, or the cache."""
-    if data_dir is None and not os.environ.get("TINYGRAD_LITE_DATA"):
-        shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-        data_dir = shared if shared.is_dir() else None
-    return load_tinyshakespeare(data_dir)
 
 
 def val_windows(data: CharDataset, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -246,12 +242,14 @@ def markdown(results: list[Result], args: argparse.Namespace, vocab_size: int, t
 
 def plot(results: list[Result], path: Path) -> None:
     """Left: the honest variants' validation curves, zoomed; middle: all of them, the leaked ones dashed;
-    right: each model's final loss with its training mask beside its loss at generation time."""
+    right: each model's final loss with its training mask beside its loss at generation time. The legends sit
+    below the panels, so that they cover no curve and no bar."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (zoom, curves, bars) = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [3, 3, 2]})
+    fig, (zoom, curves, bars) = plt.subplots(1, 3, figsize=(18, 5.8), layout="constrained",
+                                             gridspec_kw={"width_ratios": [3, 3, 2.4]})
     for r in results:
         leaked = r.mask in LEAKY_MASKS
         style = dict(marker="o", markersize=3, label=r.name + (" (leaked)" if leaked else ""))
@@ -266,33 +264,43 @@ def plot(results: list[Result], path: Path) -> None:
         ax.set_xlabel("step")
         ax.set_ylabel("nats / char")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    legend = dict(fontsize=9, frameon=False)
+    fig.legend(*curves.get_legend_handles_labels(), loc="outside lower left", ncol=5, **legend)  # both curve panels
     names = [r.name for r in results]
     ypos = np.arange(len(results))
+    longest = 0.0
     for offset, values, label in ((-0.2, [r.val_loss for r in results], "training mask"),
                                   (0.2, [r.generation_loss for r in results], "at generation (honest)")):
         drawn = bars.barh(ypos + offset, values, height=0.4, label=label)
         bars.bar_label(drawn, fmt="%.2f", fontsize=7, padding=2)
+        longest = max(longest, *values)
+    bars.set_xlim(0, longest * 1.12)  # room for the value written after the longest bar
     bars.set_yticks(ypos, names, fontsize=8)
     bars.invert_yaxis()
     bars.set_xlabel("final validation loss (nats / char)")
     bars.set_title("leaked vs honest loss")
     bars.grid(alpha=0.3, axis="x")
-    bars.legend(fontsize=8)
+    bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), **legend)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
     args = parse_args(argv)
+    figure = args.plot or args.out / "val_curves.png"
     if args.replot:
-        results = [Result(**r) for r in json.loads((args.out / "results.json").read_text(encoding="utf-8"))]
-        plot(results, args.out / "val_curves.png")
-        print(f"redrew {args.out / 'val_curves.png'}")
+        saved = args.out / "results.json"
+        if not saved.is_file():
+            raise cli.UsageError(f"--replot: no {saved}; run the sweep first: python examples/attention_experiments.py "
+                                 f"--out {args.out}")
+        results = [Result(**r) for r in json.loads(saved.read_text(encoding="utf-8"))]
+        plot(results, figure)
+        print(f"redrew {figure}")
         return results
     variants = parse_variants(args.variants)
-    data = CharDataset(read_shakespeare(args.data_dir), args.block_size)
+    with cli.user_input():  # a --block-size longer than the text allows
+        data = CharDataset(load_tinyshakespeare(args.data_dir), args.block_size)
     curve_windows = val_windows(data, args.eval_windows, args.seed + 1)
     final_windows = val_windows(data, args.final_windows, args.seed + 2)
     print(f"{len(variants)} variants x {args.steps} steps: {', '.join(f'{s}/{m}' for s, m in variants)}")
@@ -313,12 +321,11 @@ def main(argv: list[str] | None = None) -> list[Result]:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(markdown(results, args, data.vocab_size, total), encoding="utf-8")
     (args.out / "results.json").write_text(json.dumps([r.__dict__ for r in results], indent=1), encoding="utf-8")
-    plot(results, args.out / "val_curves.png")
+    plot(results, figure)
     print(markdown(results, args, data.vocab_size, total))
-    print(f"wrote {args.out / 'results.md'}, {args.out / 'val_curves.png'}, {args.out / 'results.json'} "
-          f"({total:.1f} min)")
+    print(f"wrote {args.out / 'results.md'}, {figure}, {args.out / 'results.json'} ({total:.1f} min)")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_lite import Tensor, no_grad
+from tinygrad_lite import Tensor, cli, no_grad
 from tinygrad_lite.nn.attention import ScaledDotProductAttention
 from tinygrad_lite.tensor import op_hook
 
@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
 
     model, tokenizer = load_model(args.checkpoint)
     prompt = args.prompt[-model.config.block_size:]
-    maps = attention_maps(model, Tensor(tokenizer.encode(prompt)[None, :]))
+    with cli.user_input("--prompt"):  # a character the model never saw
+        idx = Tensor(tokenizer.encode(prompt)[None, :])
+    maps = attention_maps(model, idx)
     n_layer, n_head = len(maps), maps[0].shape[1]
     chars = [c if c != "\n" else "\\n" for c in prompt]
     size = 0.16 * len(prompt) + 1.5
@@ -82,4 +84,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,7 +1,7 @@
 """Draw a computation graph, or print the shape trace of a model.
 
     python examples/draw_graph.py expr --grads -o expr.svg      # micrograd's neuron, values and grads
-    python examples/draw_graph.py mlp --depth 1 -o mlp.svg      # the MNIST MLP, one node per layer
+    python examples/draw_graph.py mlp --depth 1 -o mlp.svg      # Nielsen's MNIST MLP, one node per layer
     python examples/draw_graph.py gpt --depth 1 -o gpt.svg      # the GPT: embeddings, each Block, ln_f, lm_head
     python examples/draw_graph.py gpt --trace                   # every module call and op with its shapes
 
@@ -19,13 +19,14 @@ import numpy as np
 
 from models.gpt import GPT, GPTConfig
 from models.mlp import MLP
-from tinygrad_lite import Tensor, viz
+from tinygrad_lite import Tensor, cli, viz
 from tinygrad_lite.nn import functional as F
 
 
 def neuron(grads: bool) -> Tensor:
-    """micrograd's neuron: o = tanh(x1 w1 + x2 w2 + b), every intermediate named."""
-    x1, x2 = Tensor(2.0, name="x1"), Tensor(0.0, name="x2")
+    """micrograd's neuron: o = tanh(x1 w1 + x2 w2 + b), every intermediate named, every value's gradient kept
+    (micrograd computes them all: x1's is w1 · do/dn = -1.5, x2's w2 · do/dn = 0.5)."""
+    x1, x2 = Tensor(2.0, requires_grad=True, name="x1"), Tensor(0.0, requires_grad=True, name="x2")
     w1, w2 = Tensor(-3.0, requires_grad=True, name="w1"), Tensor(1.0, requires_grad=True, name="w2")
     b = Tensor(6.8813735870195432, requires_grad=True, name="b")  # makes n = 0.8814, o = tanh(n) = 0.7071
     x1w1, x2w2 = x1 * w1, x2 * w2
@@ -44,11 +45,13 @@ def neuron(grads: bool) -> Tensor:
 
 
 def mnist_mlp(batch: int) -> tuple[MLP, tuple[Tensor, Tensor], dict[str, int]]:
-    """The MNIST MLP (784 -> 30 -> 10, sigmoid), a batch of random images and labels, and its sizes' names."""
-    model = MLP([784, 30, 10], activation="sigmoid", seed=0)
+    """Nielsen's MNIST network (784 -> 30 -> 10, sigmoid on every layer), a batch of random images and their
+    one-hot labels, and its sizes' names."""
+    model = MLP([784, 30, 10], activation="sigmoid", activate_output=True, seed=0)
     images = Tensor.uniform(batch, 784, seed=0)
     images.name = "images"
-    return model, (images, Tensor(np.arange(batch) % 10)), {"B": batch, "D": 784, "H": 30, "K": 10}
+    one_hot = Tensor(np.eye(10, dtype=np.float32)[np.arange(batch) % 10], name="targets (one-hot)")
+    return model, (images, one_hot), {"B": batch, "D": 784, "H": 30, "K": 10}
 
 
 def gpt(batch: int) -> tuple[GPT, tuple[Tensor, Tensor], dict[str, int]]:
@@ -56,7 +59,7 @@ def gpt(batch: int) -> tuple[GPT, tuple[Tensor, Tensor], dict[str, int]]:
     config = GPTConfig()
     rng = np.random.default_rng(0)
     idx = Tensor(rng.integers(0, config.vocab_size, (batch, config.block_size)), name="idx")
-    targets = Tensor(rng.integers(0, config.vocab_size, (batch, config.block_size)))
+    targets = Tensor(rng.integers(0, config.vocab_size, (batch, config.block_size)), name="targets")
     C, nh = config.n_embd, config.n_head
     dims = {"B": batch, "T": config.block_size, "C": C, "nh": nh, "hs": C // nh, "V": config.vocab_size,
             "3C": 3 * C, "4C": 4 * C}
@@ -64,10 +67,14 @@ def gpt(batch: int) -> tuple[GPT, tuple[Tensor, Tensor], dict[str, int]]:
 
 
 def model_loss(model: MLP | GPT, inputs: tuple[Tensor, Tensor], grads: bool) -> Tensor:
-    """The model's mean cross-entropy on (inputs, targets), recorded with module paths."""
+    """The model's loss on (inputs, targets), recorded with module paths: the GPT's mean cross-entropy, the MLP's
+    quadratic cost C = 1/(2B) sum ||a - y||², as in Nielsen's network.py."""
     x, targets = inputs
     with viz.record(model):
-        loss = model(x, targets)[1] if isinstance(model, GPT) else F.cross_entropy(model(x), targets)
+        if isinstance(model, GPT):
+            loss = model(x, targets)[1]
+        else:
+            loss = F.mse_loss(model(x), targets, reduction="sum") * Tensor(0.5 / len(x), name="1/(2B)")
     loss.name = "loss"
     if grads:
         loss.backward()
@@ -106,10 +113,17 @@ def main() -> None:
     elif args.output.suffix == ".dot":
         args.output.write_text(graph.source)
     else:
-        args.output.write_bytes(graph.pipe(format=args.output.suffix.lstrip(".")))
+        import graphviz
+
+        with cli.user_input("-o"):  # a format graphviz does not know
+            try:
+                args.output.write_bytes(graph.pipe(format=args.output.suffix.lstrip(".")))
+            except graphviz.ExecutableNotFound:
+                raise cli.UsageError(f"-o {args.output}: drawing needs graphviz's `dot` (apt-get install graphviz); "
+                                     f"-o {args.output.with_suffix('.dot')} writes the source without it") from None
     if args.output is not None:
         print(f"wrote {args.output} ({math.ceil(args.output.stat().st_size / 1024)} KiB)")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

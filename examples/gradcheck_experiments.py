@@ -32,6 +32,7 @@ from tinygrad_lite import (
     Tensor,
     autograd,
     check_model,
+    cli,
     gradcheck_report,
     gradgradcheck_report,
     hessian,
@@ -542,9 +543,9 @@ def sharpness_run(lr: float, steps: int, every: int, n: int = 1000, seed: int = 
     return history
 
 
-def experiment_sharpness(out: Path) -> dict[float, list[tuple[int, float, float]]]:
+def experiment_sharpness(out: Path, steps: int = 1000) -> dict[float, list[tuple[int, float, float]]]:
     """The top Hessian eigenvalue of the MNIST MLP's loss along training, next to 2/η (the edge of stability)."""
-    runs = {lr: sharpness_run(lr, steps=1000, every=50) for lr in (2.0, 8.0, 32.0)}
+    runs = {lr: sharpness_run(lr, steps=steps, every=max(steps // 20, 1)) for lr in (2.0, 8.0, 32.0)}
     for lr, history in runs.items():
         print(f"\nlearning rate η = {lr:g}: 2/η = {2 / lr:.3f}")
         print_table(["step", "loss", "top eigenvalue λ", "λ η / 2"],
@@ -629,9 +630,9 @@ def autograd_value_grad(loss: Callable[[Tensor], Tensor], w: np.ndarray) -> tupl
     return out.item(), g.data
 
 
-def experiment_newton(out: Path) -> dict[str, dict[str, float]]:
+def experiment_newton(out: Path, images: int = 2000) -> dict[str, dict[str, float]]:
     """Newton's method against gradient descent on logistic regression, MNIST 0 vs 1 (14x14 pixels)."""
-    x, y = zeros_and_ones()
+    x, y = zeros_and_ones(images)
     results = newton_vs_gradient_descent(x, y)
     print(f"logistic regression, {len(x)} MNIST images of 0 and 1 at 14x14 (+ a bias: {x.shape[1]} weights), "
           f"ridge 1e-3, to within 1e-8 of the minimum loss\n")
@@ -720,12 +721,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
     parser.add_argument("--out", type=Path, default=Path("out/gradcheck"), help="folder for the PNGs")
+    parser.add_argument("--sharpness-steps", type=int, default=1000, help="gradient-descent steps of `sharpness`")
+    parser.add_argument("--newton-images", type=int, default=2000, help="MNIST 0s and 1s that `newton` fits")
     args = parser.parse_args()
+    options = {"sharpness": {"steps": args.sharpness_steps}, "newton": {"images": args.newton_images}}
     for name, run in EXPERIMENTS.items():
         if args.experiment in (name, "all"):
             print(f"\n=== {name}: {run.__doc__.splitlines()[0] if run.__doc__ else ''}\n")
-            run(args.out)
+            run(args.out, **options.get(name, {}))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

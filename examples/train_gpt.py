@@ -28,7 +28,8 @@ from tqdm import tqdm
 from models.bpe import BPETokenizer
 from models.char_data import CharDataset, CharTokenizer, tokenizer_from_dict
 from models.gpt import GPT, GPTConfig
-from tinygrad_lite import Tensor, no_grad
+from tinygrad_lite import Tensor, cli, no_grad
+from tinygrad_lite.datasets import load_tinyshakespeare
 from tinygrad_lite.io import load, save
 from tinygrad_lite.nn.utils import clip_grad_norm_
 from tinygrad_lite.optim.lr_scheduler import cosine_with_warmup
@@ -38,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--text", type=Path, default=None,
-      help="UTF-8 text file to train on (default: Tiny Shakespeare from TINYGRAD_LITE_DATA or the data cache)")
+      help="UTF-8 text file to train on (default: Tiny Shakespeare, shipped with the package)")
     a("--checkpoint", type=Path, default=Path("out/gpt.npz"),
       help="where the best checkpoint goes (default %(default)s)")
     a("--resume", action="store_true", help="continue training from --checkpoint")
@@ -81,10 +82,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def read_text(path: Path | None) -> str:
-    if path is not None:
+    """The training text: `path`, or Tiny Shakespeare (shipped with the package: no download)."""
+    if path is None:
+        return load_tinyshakespeare()
+    if not path.is_file():
+        raise cli.UsageError(f"--text: no file at {path}")
+    with cli.user_input(f"--text {path}"):  # not UTF-8
         return path.read_text(encoding="utf-8")
-    from tinygrad_lite.datasets import load_tinyshakespeare
-    return load_tinyshakespeare()
 
 
 def build_tokenizer(args: argparse.Namespace, text: str) -> CharTokenizer | BPETokenizer:
@@ -143,15 +147,17 @@ def main(argv: list[str] | None = None) -> float:
     start_step, best_val = 0, math.inf
     history: dict[str, list[float]] = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": []}
     if args.resume:
-        ckpt = load(args.checkpoint)
+        ckpt = cli.load_checkpoint(args.checkpoint, f"python examples/train_gpt.py --checkpoint {args.checkpoint}")
         config = GPTConfig.from_dict(ckpt["config"])
         tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
     else:
         tokenizer = build_tokenizer(args, text)
-        config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                           n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias,
-                           positional=args.positional)
-    data = CharDataset(text, config.block_size, tokenizer)
+        with cli.user_input():  # a bad option value: n_embd not divisible by n_head, ...
+            config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
+                               n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias,
+                               positional=args.positional)
+    with cli.user_input():  # a text too short for the block size
+        data = CharDataset(text, config.block_size, tokenizer)
     model = GPT(config, seed=args.seed)
     optimizer = model.configure_optimizers(args.weight_decay, args.lr, (args.beta1, args.beta2))
     batch_rng = np.random.default_rng(args.seed)
@@ -236,4 +242,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 import tinygrad_lite as tl
 import tinygrad_lite.nn.functional as F
 from models.mlp import MLP
-from tinygrad_lite import Tensor, no_grad, optim
+from tinygrad_lite import Tensor, cli, no_grad, optim
 from tinygrad_lite.optim.lr_scheduler import LambdaLR, LRScheduler, cosine_with_warmup
 
 N_TRAIN = 50_000  # the rest of the 60,000 is the validation set, as in Nielsen's book
@@ -157,16 +157,20 @@ def plot(path: str, history: dict[str, list[float]], x_test, y_test, preds) -> N
 
 def main(argv: list[str] | None = None) -> float:
     args = parse_args(argv)
-    x_all, y_all, x_test, y_test = tl.datasets.load_mnist(args.data_dir)
-    x_train, y_train = x_all[:N_TRAIN], y_all[:N_TRAIN]
-    x_val, y_val = x_all[N_TRAIN:], y_all[N_TRAIN:]
-    model, opt, sched = build(args, len(x_train) // args.batch_size)
+    with cli.user_input():  # a damaged data file, a bad --hidden or --dropout
+        x_all, y_all, x_test, y_test = tl.datasets.load_mnist(args.data_dir)
+        x_train, y_train = x_all[:N_TRAIN], y_all[:N_TRAIN]
+        x_val, y_val = x_all[N_TRAIN:], y_all[N_TRAIN:]
+        model, opt, sched = build(args, len(x_train) // args.batch_size)
     history: dict[str, list[float]] = {"loss": [], "val_acc": [], "test_acc": []}
     start = 0
     if args.resume:
-        ckpt = tl.load(args.checkpoint)
+        ckpt = cli.load_checkpoint(args.checkpoint, made_by="python examples/train_mnist.py" +
+                                   (" --classic" if args.classic else "") + f" --checkpoint {args.checkpoint}")
         if ckpt["config"]["classic"] != args.classic:
-            sys.exit(f"--resume: {args.checkpoint} was written by a {'classic' if args.classic else 'modern'} run")
+            raise cli.UsageError(f"--resume: {args.checkpoint} was written by a "
+                                 f"{'classic' if ckpt['config']['classic'] else 'modern'} run; "
+                                 f"{'drop' if args.classic else 'add'} --classic")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if sched is not None:
@@ -203,4 +207,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -42,6 +42,7 @@ PYTORCH: dict[str, str] = {
                  "fast= is torch's fast_mode=; same eps, atol and rtol defaults",
     "gradgradcheck": "differs as gradcheck does (*inputs); same tolerances; grad_outputs= as torch's; the error also "
                      "names the ops that fail on their own",
+    "cli.*": "not in PyTorch: how the example scripts end a user's mistake in one line (exit status 2)",
     "profiler.*": "not in PyTorch as such: torch.profiler.profile(record_shapes=...) is the closest; here each op's "
                   "forward and backward time, exclusive of the ops it runs",
     "gradgradcheck_report": "not in PyTorch: gradgradcheck's per-input table, without raising",

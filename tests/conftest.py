@@ -14,10 +14,14 @@ settings.load_profile("default")
 REPO = Path(__file__).resolve().parent.parent
 
 
+# The real data's folder as the session was started: tests that isolate the library from the real data unset
+# TINYGRAD_LITE_DATA, but may still copy real files from it (into a local server, say).
+DATA_ENV_AT_START = os.environ.get("TINYGRAD_LITE_DATA")
+
+
 def data_dir() -> Path | None:
-    """TINYGRAD_LITE_DATA, else ../shared/data beside the checkout, else None."""
-    env = os.environ.get("TINYGRAD_LITE_DATA")
-    candidates = [Path(env)] if env else []
+    """TINYGRAD_LITE_DATA (as the session started), else ../shared/data beside the checkout, else None."""
+    candidates = [Path(DATA_ENV_AT_START)] if DATA_ENV_AT_START else []
     candidates.append(REPO.parent / "shared" / "data")
     for c in candidates:
         if c.is_dir():
@@ -30,8 +34,11 @@ def require_data(relative: str) -> Path:
     root = data_dir()
     path = root / relative if root else None
     if path is None or not path.exists():
-        reason = (f"real data {relative!r} not found: set TINYGRAD_LITE_DATA to the folder holding "
-                  f"mnist/ and tinyshakespeare/")
+        if DATA_ENV_AT_START:
+            reason = f"real data {relative!r} not found: TINYGRAD_LITE_DATA={DATA_ENV_AT_START} does not hold it"
+        else:
+            reason = (f"real data {relative!r} not found: set TINYGRAD_LITE_DATA to the folder holding "
+                      f"mnist/ and tinyshakespeare/")
         if os.environ.get("TINYGRAD_LITE_REQUIRE_DATA") == "1":
             pytest.fail(reason)
         pytest.skip(reason)

@@ -17,7 +17,7 @@ from strategies import arrays, check_grad
 import models.attention_variants as av
 from models.attention_variants import MASKS, SCORES, VariantAttention, attention, variant
 from models.gpt import GPT, GPTConfig
-from tinygrad_lite import Tensor
+from tinygrad_lite import Tensor, cli
 from tinygrad_lite.nn import functional as F
 
 _spec = importlib.util.spec_from_file_location(
@@ -330,8 +330,16 @@ def test_sweep_runs_and_reports_leaks_honestly(tmp_path):
     table = (out / "results.md").read_text(encoding="utf-8")
     assert "| `dot/none` |" in table and "(leaked)" in table and "### `dot/causal`" in table
     assert (out / "val_curves.png").stat().st_size > 0 and (out / "results.json").is_file()
+    redrawn = experiments.main(["--replot", "--out", str(out), "--plot", str(tmp_path / "again.png")])
+    assert [r.__dict__ for r in redrawn] == [r.__dict__ for r in results]  # the saved results, not retrained
+    assert (tmp_path / "again.png").stat().st_size > 0
 
 
 def test_sweep_rejects_unknown_variants_before_training():
-    with pytest.raises(ValueError, match="unknown attention score 'dott'"):
+    with pytest.raises(cli.UsageError, match="--variants: .*unknown attention score 'dott'"):
         experiments.parse_variants("dot/causal,dott/causal")
+
+
+def test_replot_without_saved_results_says_how_to_make_them(tmp_path):
+    with pytest.raises(cli.UsageError, match=r"--replot: no .*results.json; run the sweep first"):
+        experiments.main(["--replot", "--out", str(tmp_path)])

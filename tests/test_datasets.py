@@ -9,6 +9,7 @@ import http.server
 import shutil
 import struct
 import threading
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -135,9 +136,9 @@ def test_download_of_real_mnist_from_a_local_server_into_the_cache(isolated, ser
 
 
 def test_download_of_tinyshakespeare_from_a_local_server(isolated, server):
-    source = require_data("tinyshakespeare/input.txt")
     folder, url = server
-    shutil.copy(source, folder / "input.txt")
+    packaged = resources.files("tinygrad_lite").joinpath(datasets.SHAKESPEARE_PACKAGED)
+    (folder / "input.txt").write_bytes(gzip.decompress(packaged.read_bytes()))  # the real corpus, checksummed
     text = datasets.load_tinyshakespeare(isolated / "data", url=f"{url}/input.txt")
     assert text.startswith("First Citizen:") and len(text) == 1115394
     assert (isolated / "data" / "tinyshakespeare" / "input.txt").is_file()
@@ -184,3 +185,59 @@ def test_missing_file_and_interrupted_download_save_nothing(isolated, server):
     finally:
         httpd.server_close()
     assert list((isolated / "out").iterdir()) == []
+
+
+def test_failed_download_removes_the_folders_and_files_it_created(isolated, server, monkeypatch):
+    folder, url = server
+    source = isolated / "fake"
+    _write_fake_mnist(source)
+    images = source / "train-images-idx3-ubyte.gz"
+    shutil.copy(images, folder / images.name)  # the first file arrives and checks out; the second is a 404
+    checksums = {images.name: hashlib.sha256(gzip.decompress(images.read_bytes())).hexdigest()}
+    monkeypatch.setattr(datasets, "MNIST_FILES", datasets.MNIST_FILES | checksums)
+    root = isolated / "typo" / "data"
+    with pytest.raises(OSError) as caught:
+        datasets.load_mnist(root, base_url=url)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("mnist: download: could not fetch")
+    assert "train-labels-idx1-ubyte.gz" in message and "TINYGRAD_LITE_DATA" in message
+    assert not (isolated / "typo").exists()  # neither the folders nor the one file that did arrive
+
+
+def test_failed_download_into_an_existing_folder_keeps_the_folder_and_what_was_there(isolated, server):
+    _, url = server
+    root = isolated / "mine"
+    (root / "mnist").mkdir(parents=True)
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(OSError, match="could not fetch"):
+        datasets.load_mnist(root, base_url=url)
+    assert sorted(p.name for p in root.rglob("*")) == ["mnist", "notes.txt"]
+
+
+# ---- the copy of Tiny Shakespeare in the package --------------------------------------------------------------
+
+
+def test_tinyshakespeare_ships_with_the_package_and_needs_no_network(isolated, monkeypatch):
+    monkeypatch.setenv(datasets.SHAKESPEARE_URL_ENV, "http://127.0.0.1:9/nothing-listens-here")
+    text = datasets.load_tinyshakespeare(download=False)
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == datasets.SHAKESPEARE_SHA256
+    assert len(text) == 1115394 and len(set(text)) == 65 and text.startswith("First Citizen:")
+    assert not (isolated / "cache").exists()  # nothing downloaded, nothing written
+
+
+def test_the_packaged_copy_is_the_real_corpus():
+    real = require_data("tinyshakespeare/input.txt")
+    packaged = resources.files("tinygrad_lite").joinpath(datasets.SHAKESPEARE_PACKAGED)
+    assert gzip.decompress(packaged.read_bytes()) == real.read_bytes()
+    sums = real.parent / "SHA256SUMS"
+    if sums.is_file():  # the data folder's own checksum file, where it has one
+        assert datasets.SHAKESPEARE_SHA256 in sums.read_text()
+
+
+def test_a_local_copy_wins_over_the_packaged_one(isolated, monkeypatch):
+    (isolated / "data" / "tinyshakespeare").mkdir(parents=True)
+    (isolated / "data" / "tinyshakespeare" / "input.txt").write_text("my own corpus", encoding="utf-8")
+    monkeypatch.setenv(datasets.DATA_ENV, str(isolated / "data"))
+    assert datasets.load_tinyshakespeare() == "my own corpus"
+    monkeypatch.setenv(datasets.DATA_ENV, str(isolated / "elsewhere"))  # holds no corpus: the packaged one
+    assert datasets.load_tinyshakespeare().startswith("First Citizen:")

@@ -162,15 +162,15 @@ def test_quote_matching() -> None:
     assert not find_quote("    x = 1\ndef f(self):\n", code)  # out of order
 
 
-def redraw_pictures() -> None:
-    """Run every page's snippets in docs/img/, so that the pictures they write replace the shown ones."""
+def redraw_pictures(images: Path) -> None:
+    """Run every page's snippets in `images`, so that the pictures they write replace the shown ones."""
     import os
 
     from conftest import data_dir
 
     if data_dir() is not None:
         os.environ.setdefault("TINYGRAD_LITE_DATA", str(data_dir()))
-    images = REPO / "docs" / "img"
+    images.mkdir(parents=True, exist_ok=True)
     before = {p.name: p.stat().st_mtime for p in images.iterdir()}
     os.chdir(images)
     for page in PAGES:
@@ -180,8 +180,12 @@ def redraw_pictures() -> None:
                 exec(compile(code, page.name, "exec"), namespace)
     for p in sorted(images.iterdir()):
         if before.get(p.name) != p.stat().st_mtime:
-            print(f"wrote docs/img/{p.name} ({p.stat().st_size / 1024:.0f} KiB)")
+            print(f"wrote {p} ({p.stat().st_size / 1024:.0f} KiB)")
 
 
 if __name__ == "__main__":
-    redraw_pictures()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Redraw the pictures the pages' snippets write.")
+    parser.add_argument("--into", type=Path, default=REPO / "docs" / "img", help="folder (default docs/img)")
+    redraw_pictures(parser.parse_args().into.resolve())

@@ -115,6 +115,58 @@ def test_values_and_grads_small_in_full_big_as_statistics():
     assert "grad" not in nodes(viz.draw_graph(loss, show_data=True))[node_id(dot, "small")]
 
 
+def test_grads_shown_for_every_tensor_that_has_one_and_inputs_without_say_so():
+    x = Tensor([1.0, 2.0], requires_grad=True, name="x")
+    c = Tensor([3.0, 4.0], name="c")  # a constant: no gradient is computed for it
+    loss = (x * c).sum()
+    loss.backward()
+    dot = viz.draw_graph(loss, show_grad=True)
+    assert nodes(dot)[node_id(dot, "x |")].endswith("| grad [3., 4.]}")
+    assert nodes(dot)[node_id(dot, "c |")].endswith("| no grad (requires_grad=False)}")
+    assert "requires_grad" not in viz.draw_graph(loss, show_data=True).source  # only when grads are asked for
+
+
+def test_params_names_parameters_as_torchviz_does():
+    model, x, loss = recorded_two_layer()
+    renamed = {f"model.{n}": p for n, p in model.named_parameters()}
+    labels = nodes(viz.draw_graph(model(x), params=renamed)).values()
+    assert any(label.startswith("{model.layers.0.weight | (4, 8) float32") for label in labels)
+    both = viz.draw_graph(loss, params=renamed, names={"w0": model.layers[0].weight})
+    assert "{w0 | (4, 8) float32}" in nodes(both).values()  # names wins over params
+
+
+def test_arrays_an_op_takes_as_arguments_are_drawn_entering_it():
+    from tinygrad_lite.nn import functional as F
+
+    logits = Tensor(np.zeros((3, 4), dtype=np.float32), requires_grad=True, name="logits")
+    labels = np.array([0, 3, 1])
+    dot = viz.draw_graph(F.cross_entropy(logits, labels), show_data=True)
+    targets = node_id(dot, "targets |")
+    assert nodes(dot)[targets] == "{targets | (3,) int64 | data [0, 3, 1]}"
+    assert (targets, node_id(dot, "crossentropy"), "") in edges(dot)
+    assert "{my labels | (3,) int64}" in nodes(viz.draw_graph(F.cross_entropy(logits, labels),
+                                                              names={"my labels": Tensor(labels)})).values()
+
+
+def test_targets_given_to_a_model_enter_its_loss_from_outside_its_cluster():
+    model, idx = tiny_gpt()
+    targets = Tensor(np.ones((2, 5), dtype=np.int64), name="targets")
+    with viz.record(model):
+        _, loss = model(idx, targets)
+    dot = viz.draw_graph(loss, depth=1)
+    node = node_id(dot, "{targets | (2, 5) int64}")
+    outside = dot.source.split("subgraph cluster")[0]  # nodes before the first cluster sit outside every module
+    assert f"\t{node} [" in outside and (node, node_id(dot, "crossentropy"), "") in edges(dot)
+
+
+def test_module_labels_have_room_inside_their_boxes():
+    model, idx = tiny_gpt()
+    with viz.record(model):
+        _, loss = model(idx, idx)
+    module_lines = [line for line in viz.draw_graph(loss, depth=1).source.splitlines() if "box3d" in line]
+    assert module_lines and all('margin="0.2,0.12"' in line for line in module_lines)
+
+
 def test_names_from_argument_and_model_and_roles_coloured_with_legend():
     model, x, loss = recorded_two_layer()
     dot = viz.draw_graph(loss, names={"the input": x})

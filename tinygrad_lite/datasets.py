@@ -3,9 +3,11 @@
 Where files are looked for, in order: `root` (or the environment variable
 `TINYGRAD_LITE_DATA`), in `root/<dataset>/` and then `root/`; then the user
 cache `~/.cache/tinygrad_lite/<dataset>/` (`$XDG_CACHE_HOME` respected).
-Downloads show a progress bar, are checked against a SHA-256 and are written to
-a temporary file that is renamed only once complete and verified, so an
-interrupted or corrupt download never poisons the cache.
+Tiny Shakespeare also ships inside the package (`tinygrad_lite/data/`), so it
+needs neither a download nor a data folder. Downloads show a progress bar, are
+checked against a SHA-256 and are written to a temporary file that is renamed
+only once complete and verified, so an interrupted or corrupt download never
+poisons the cache; a failed one removes the files and folders it created.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import hashlib
 import http.client
 import math
 import os
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
 import zlib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +44,7 @@ MNIST_FILES = {
 }
 SHAKESPEARE_FILE = "input.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+SHAKESPEARE_PACKAGED = "data/tinyshakespeare.txt.gz"  # inside the package: gzip -9n of input.txt
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -121,7 +126,8 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None) -> Pa
             try:
                 response = urllib.request.urlopen(url, timeout=60)
             except (urllib.error.URLError, OSError) as e:
-                raise OSError(f"download: could not fetch {url} ({e}); download it by hand into {dest.parent}") from e
+                raise OSError(f"download: could not fetch {url} ({e}); check the network, or fetch it by hand "
+                              f"into {dest.parent}") from e
             expected = int(response.headers.get("Content-Length") or 0) or None
             received = 0
             with response, tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
@@ -161,7 +167,10 @@ def _content_sha256(path: Path, gzipped: bool, url: str) -> str:
 
 def _locate(dataset: str, files: dict[str, tuple[str, str]], root: str | os.PathLike | None,
             download_missing: bool) -> dict[str, Path]:
-    """Paths of `files` ({name: (url, sha256)}): found locally, else downloaded into the first candidate folder."""
+    """Paths of `files` ({name: (url, sha256)}): found locally, else downloaded into the first candidate folder.
+
+    A failed download removes what this call created (files and folders), so nothing half-made is left behind.
+    """
     found = _find(dataset, list(files), root)
     if found is not None:
         return found
@@ -170,9 +179,18 @@ def _locate(dataset: str, files: dict[str, tuple[str, str]], root: str | os.Path
         searched = ", ".join(str(d) for d in _candidate_dirs(dataset, root))
         raise FileNotFoundError(f"{dataset}: files {sorted(files)} not found in {searched} and download=False; "
                                 f"set {DATA_ENV} or pass root= to the folder that holds them")
-    for name, (url, sha) in files.items():
-        if not (target / name).is_file():
-            download(url, target / name, sha)
+    first_created = next((d for d in reversed([target, *target.parents]) if not d.exists()), None)
+    fetched = []
+    try:
+        for name, (url, sha) in files.items():
+            if not (target / name).is_file():
+                fetched.append(download(url, target / name, sha))
+    except (OSError, ValueError) as e:
+        for path in fetched:
+            path.unlink(missing_ok=True)
+        if first_created is not None:
+            shutil.rmtree(first_created, ignore_errors=True)
+        raise type(e)(f"{dataset}: {e}; or set {DATA_ENV} to a folder that holds {dataset}/") from e
     return {name: target / name for name in files}
 
 
@@ -203,7 +221,20 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True, bas
 
 
 def load_tinyshakespeare(root: str | os.PathLike | None = None, download: bool = True, url: str | None = None) -> str:
-    """The Tiny Shakespeare corpus (about 1.1M characters) as one string."""
+    """The Tiny Shakespeare corpus (1,115,394 characters, 65 distinct) as one string.
+
+    With `root`, from that folder (downloaded into it from `url` if missing). Without, from
+    $TINYGRAD_LITE_DATA or the user cache when they hold it, else from the copy shipped in the package:
+    no network and no data set-up needed.
+    """
+    if root is None and _find("tinyshakespeare", [SHAKESPEARE_FILE], None) is None:
+        packaged = resources.files(__package__).joinpath(SHAKESPEARE_PACKAGED)
+        if packaged.is_file():
+            raw = gzip.decompress(packaged.read_bytes())
+            if hashlib.sha256(raw).hexdigest() != SHAKESPEARE_SHA256:
+                raise ValueError(f"load_tinyshakespeare: the copy in the package ({packaged}) is damaged "
+                                 f"(SHA-256 mismatch); reinstall tinygrad_lite")
+            return raw.decode("utf-8")
     url = url or os.environ.get(SHAKESPEARE_URL_ENV) or SHAKESPEARE_URL
     files = {SHAKESPEARE_FILE: (url, SHAKESPEARE_SHA256)}
     path = _locate("tinyshakespeare", files, root, download)[SHAKESPEARE_FILE]

@@ -264,15 +264,18 @@ def _tensor_names(order: Sequence[Tensor], names: Mapping[str, Tensor] | None,
 
 
 def draw_graph(roots: Tensor | Sequence[Tensor], *, names: Mapping[str, Tensor] | None = None,
-               model: Module | None = None, show_data: bool = False, show_grad: bool = False,
-               rankdir: str = "TB", depth: int | None = None, compact: bool = True,
+               params: Mapping[str, Tensor] | None = None, model: Module | None = None, show_data: bool = False,
+               show_grad: bool = False, rankdir: str = "TB", depth: int | None = None, compact: bool = True,
                legend: bool = True) -> graphviz.Digraph:
     """A graphviz Digraph of the graph that computed `roots` (one tensor or several).
 
     Tensor nodes show a name (from `names` {name: tensor}, `Tensor.name`, or the parameter names of
     `model` or of the model run inside `record`), the shape and dtype, and with `show_data` /
-    `show_grad` the values (small tensors in full, big ones as mean/std/min/max). Op nodes show
-    the op (`matmul`, `softmax(axis=-1)`). Colours mark inputs, parameters, ops and outputs.
+    `show_grad` the values (small tensors in full, big ones as mean/std/min/max). With `show_grad`
+    an input that does not require grad says so instead. `params` is torchviz's spelling of `names`:
+    `draw_graph(y, params=dict(model.named_parameters()))`. Op nodes show the op (`matmul`,
+    `softmax(axis=-1)`); an array an op takes as an argument rather than as a tensor (the targets of
+    `cross_entropy`) is drawn as an input beside it. Colours mark inputs, parameters, ops and outputs.
     Intermediate results are drawn as their own nodes only when named or when values are shown;
     otherwise the op's outgoing edge carries the shape.
 
@@ -290,7 +293,7 @@ def draw_graph(roots: Tensor | Sequence[Tensor], *, names: Mapping[str, Tensor] 
         raise ValueError(f"draw_graph: rankdir must be 'TB' or 'LR', got {rankdir!r}")
     if depth is not None and depth < 0:
         raise ValueError(f"draw_graph: depth must be >= 0, got {depth}")
-    drawing = _Drawing(roots, names, model, show_data or show_grad, depth)
+    drawing = _Drawing(roots, {**(params or {}), **(names or {})}, model, show_data or show_grad, depth)
     drawing.draw(show_data, show_grad, compact)
 
     import graphviz  # here, not at the top: it would slow every `import tinygrad_lite`
@@ -329,6 +332,7 @@ class _Drawing:
         recorded = {id(c.parameter_names): c.parameter_names for c in self.calls.values() if c is not None}
         known = [parameter_names(model)] if model is not None else list(recorded.values())
         self.names = _tensor_names(self.order, names, known)
+        self.array_names = {id(t.data): n for n, t in (names or {}).items()}  # for arrays passed as op arguments
         self.intermediates, self.depth = intermediates, depth
         self.consumers: dict[int, list[Tensor]] = {}
         for t in self.order:
@@ -389,26 +393,39 @@ class _Drawing:
             self.nodes.setdefault(cluster, []).append((self.ids[key], attrs))
         return self.ids[key]
 
+    def record_node(self, key: tuple[str, int], cluster: ModuleCall | None, role: str, fields: list[str]) -> str:
+        """A rounded record node `field | field | ...`, coloured by its role."""
+        self.roles.add(role)
+        label = "{" + " | ".join(_record_text(f) for f in fields) + "}"
+        return self.node(key, cluster, label=label, shape="record", style="rounded,filled", fillcolor=COLOURS[role])
+
     def tensor_node(self, t: Tensor, cluster: ModuleCall | None, show_data: bool, show_grad: bool) -> str:
         role = "output" if id(t) in self.roots else "parameter" if isinstance(t, Parameter) else \
             "input" if t._ctx is None else "intermediate"
-        name = self.names.get(id(t), t.name)
-        fields = ([name] if name else []) + [f"{shape_text(t.shape)} {t.dtype.name}"]
-        if show_data:
-            fields.append(f"data {summary_text(t.data)}")
+        fields = _array_fields(self.names.get(id(t), t.name), t.data, show_data)
         if show_grad and t.grad is not None:
             fields.append(f"grad {summary_text(t.grad.data)}")
-        label = "{" + " | ".join(_record_text(f) for f in fields) + "}"
-        self.roles.add(role)
-        return self.node(("t", id(t)), cluster, label=label, shape="record", style="rounded,filled",
-                         fillcolor=COLOURS[role])
+        elif show_grad and t._ctx is None and not t.requires_grad:
+            fields.append("no grad (requires_grad=False)")
+        return self.record_node(("t", id(t)), cluster, role, fields)
+
+    def argument_node(self, key: str, value: np.ndarray, call: ModuleCall | None, show_data: bool,
+                      show_grad: bool) -> str:
+        """An array an op took as an argument, not as an input tensor (cross_entropy's targets). When it is the
+        data of a tensor given to a module call, that tensor's node, where the tensor came in."""
+        given = next(((c, ref()) for c in _ancestry(call) for ref in c.inputs
+                      if ref() is not None and ref().data is value), None)
+        if given is not None:
+            return self.tensor_node(given[1], _outermost_taking(*given).parent, show_data, show_grad)
+        name = self.array_names.get(id(value), key)
+        return self.record_node(("a", id(value)), call, "input", _array_fields(name, value, show_data))
 
     def module_node(self, call: ModuleCall) -> str:
         shapes = f"{', '.join(map(shape_text, call.input_shapes))} → {', '.join(map(shape_text, call.output_shapes))}"
         label = [call.title, shapes] + ([f"{call.num_parameters:,} params"] if call.num_parameters else [])
         self.roles.add("module")
         return self.node(("m", id(call)), call.parent, label="\n".join(label), shape="box3d",
-                         fillcolor=COLOURS["module"])
+                         fillcolor=COLOURS["module"], margin="0.2,0.12")  # box3d's top face eats the default
 
     def draw(self, show_data: bool, show_grad: bool, compact: bool) -> None:
         first_input: dict[str, Shape] = {}  # node id -> shape of its first input, to see where shapes change
@@ -441,12 +458,23 @@ class _Drawing:
                 if src != node:
                     quiet = self.has_node(p) or (compact and first_input.get(src) == p.shape)
                     self.edge(src, node, "" if quiet else shape_text(p.shape))
+            if owner is None:  # inside a collapsed module its arguments are part of its node
+                for key, value in getattr(t._ctx, "params", {}).items():
+                    if isinstance(value, np.ndarray) and value.ndim:
+                        src = self.argument_node(key, value, self.calls.get(id(t)), show_data, show_grad)
+                        self.edge(src, node, "")
             if self.has_node(t):
                 cluster = owner.parent if owner is not None else self.calls.get(id(t))
                 self.edge(node, self.tensor_node(t, cluster, show_data, show_grad), "")
 
     def edge(self, src: str, dst: str, label: str) -> None:
         self.edges.setdefault((src, dst), []).append(label)
+
+
+def _array_fields(name: str, data: np.ndarray, show_data: bool) -> list[str]:
+    """The fields of a tensor's record: its name, `shape dtype`, and its values when shown."""
+    return ([name] if name else []) + [f"{shape_text(data.shape)} {data.dtype.name}"] + (
+        [f"data {summary_text(data)}"] if show_data else [])
 
 
 def _edge_labels(labels: list[str], compact: bool) -> list[str]:
