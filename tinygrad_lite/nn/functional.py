@@ -18,6 +18,7 @@ import numpy as np
 from ..perf import blas_threads, matmul, matmuls, split_across_cores
 from ..tensor import Function, Tensor
 from .attention import scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
+from .conv import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv1d, conv2d, max_pool2d, pad, unfold  # noqa: F401
 
 # ---- linear ---------------------------------------------------------------------------------
 
