@@ -2,20 +2,23 @@
 
 Fused ops, each one `Function` whose forward and backward call plain numpy kernels:
 
-    conv1d, conv2d    im2col with a sliding-window view and one matrix product each way per convolution;
-                      the input gradient is col2im: one strided add per kernel offset (kh * kw of them)
+    conv1d, conv2d    im2col with a sliding-window view and one matrix product per convolution for the output
+                      and one for the weight gradient; the input gradient is col2im, one product and one add
+                      per kernel offset (kh * kw of them)
     unfold            the im2col itself: (N, C, H, W) -> (N, C * kh * kw, L)
     max_pool2d        one pass per kernel offset keeps the running maximum and which offset gave it
     avg_pool2d        one pass per kernel offset adds the window up
-    batch_norm        (training) mean and variance per channel in one op, the backward in three passes
+    batch_norm        (training) the mean and variance per channel in one op, the backward in three passes
 
-Beside each fused op is `<op>_reference`: the same computation from public Tensor ops only (padding,
-slicing, stack, matmul, max, mean), slow but readable and twice-differentiable; the tests hold the fused ops
-to them. `pad` and `adaptive_avg_pool2d` are such compositions themselves and have no Function.
+Beside each Function is its reference, `<function>_reference(*inputs, **params)`, taking what the Function
+takes: the same computation from public Tensor ops only (pad, slices, stack, matmul, max, mean), slow but
+readable and twice-differentiable; the tests hold the fused ops to them. `pad` and `adaptive_avg_pool2d` are
+such compositions themselves and have no Function; nor has batch_norm in eval mode (x * scale + shift).
 
 Convolutions compute in channels-last order inside: the windows of an (N, H, W, C) array have kw * C
 neighbouring numbers per row, so im2col copies long runs. Their output is an (N, C, H, W) view of that
 (N, H, W, C) buffer; numpy's elementwise ops keep that layout, and the next convolution reads it as it is.
+Large convolutions share the batch among the cores (`perf.split_across_cores`).
 """
 
 from __future__ import annotations
@@ -257,28 +260,31 @@ class Convolution(Function):
         return (gx, gw, gb)[:len(self.needs_input_grad)]
 
 
-def _patches(xp: Tensor, kernel: Pair, stride: Pair, dilation: Pair) -> Tensor:
-    """The windows of a padded (N, C, Hp, Wp) tensor from slices and stack: (N, C, kh * kw, Ho, Wo)."""
-    out = (_out_size(xp.shape[2], kernel[0], stride[0], dilation[0]),
-           _out_size(xp.shape[3], kernel[1], stride[1], dilation[1]))
+def _patches(x: Tensor, kernel: Pair, stride: Pair, padding: Padding2d, dilation: Pair, value: float = 0.0,
+             out: Pair | None = None) -> Tensor:
+    """The windows of (N, C, H, W) `x` padded with `value`, from pad, slices and stack: (N, C, kh * kw, Ho, Wo)."""
+    (top, bottom), (left, right) = padding
+    xp = pad(x, (left, right, top, bottom), value=value) if top or bottom or left or right else x
+    if out is None:
+        out = (_out_size(xp.shape[2], kernel[0], stride[0], dilation[0]),
+               _out_size(xp.shape[3], kernel[1], stride[1], dilation[1]))
     return Tensor.stack([xp[:, :, rows, cols] for _, rows, cols in _offsets(kernel, stride, dilation, out)], axis=2)
 
 
-def _reference_pad(x: Tensor, padding: Padding2d, value: float = 0.0) -> Tensor:
-    (top, bottom), (left, right) = padding
-    return pad(x, (left, right, top, bottom), value=value) if top or bottom or left or right else x
-
-
-def conv2d_reference(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = (1, 1),
-                     padding: Padding2d = ((0, 0), (0, 0)), dilation: Pair = (1, 1), groups: int = 1) -> Tensor:
-    """`conv2d` from Tensor ops (pad, slices, stack, matmul) for an (N, C, H, W) input; padding per side."""
-    n, c = input.shape[:2]
+def convolution_reference(x: Tensor, weight: Tensor, bias: Tensor | None = None, kernel: Pair = (1, 1),
+                          stride: Pair = (1, 1), padding: Padding2d = ((0, 0), (0, 0)), dilation: Pair = (1, 1),
+                          groups: int = 1) -> Tensor:
+    """`Convolution` from Tensor ops: the windows (pad, slices, stack) times the filters (matmul), per group."""
+    if x.ndim == 3:  # conv1d: a 2-D convolution of height 1
+        out = convolution_reference(x.unsqueeze(2), weight.unsqueeze(2), bias, kernel, stride, padding, dilation,
+                                    groups)
+        return out[:, :, 0]
+    n = x.shape[0]
     o, cg, kh, kw = weight.shape
-    patches = _patches(_reference_pad(input, padding), (kh, kw), stride, dilation)  # (N, C, kh*kw, Ho, Wo)
+    patches = _patches(x, (kh, kw), stride, padding, dilation)  # (N, C, kh*kw, Ho, Wo)
     ho, wo = patches.shape[3:]
-    cols = patches.reshape(n, groups, cg * kh * kw, ho * wo)
-    out = weight.reshape(groups, o // groups, cg * kh * kw) @ cols  # (N, g, O/g, Ho*Wo)
-    out = out.reshape(n, o, ho, wo)
+    out = weight.reshape(groups, o // groups, cg * kh * kw) @ patches.reshape(n, groups, cg * kh * kw, ho * wo)
+    out = out.reshape(n, o, ho, wo)  # (N, g, O/g, Ho*Wo) -> (N, O, Ho, Wo)
     return out if bias is None else out + bias.reshape(1, o, 1, 1)
 
 
@@ -374,10 +380,10 @@ class Im2Col(Function):
         return (_crop(gxp, padding, self.x_shape),)
 
 
-def unfold_reference(input: Tensor, kernel_size: Pair, dilation: Pair = (1, 1), padding: Pair = (0, 0),
-                     stride: Pair = (1, 1)) -> Tensor:
-    """`unfold` from Tensor ops (pad, slices, stack, reshape) for an (N, C, H, W) input."""
-    patches = _patches(_reference_pad(input, tuple((p, p) for p in padding)), kernel_size, stride, dilation)
+def im2col_reference(x: Tensor, kernel: Pair = (1, 1), stride: Pair = (1, 1),
+                     padding: Padding2d = ((0, 0), (0, 0)), dilation: Pair = (1, 1)) -> Tensor:
+    """`Im2Col` from Tensor ops (pad, slices, stack, reshape)."""
+    patches = _patches(x, kernel, stride, padding, dilation)
     n, c, kk, ho, wo = patches.shape
     return patches.reshape(n, c * kk, ho * wo)
 
@@ -517,11 +523,11 @@ def max_pool2d(input: Tensor, kernel_size: int | Pair, stride: int | Pair | None
     return (result, indices) if batched else (result[0], indices[0])
 
 
-def max_pool2d_reference(input: Tensor, kernel_size: Pair, stride: Pair, padding: Padding2d,
-                         dilation: Pair = (1, 1)) -> Tensor:
-    """`max_pool2d` from Tensor ops (pad with -inf, slices, stack, max) for an (N, C, H, W) input with the
-    padding per side that `_pool_geometry` gives. Tied maxima share the gradient here (Tensor.max's rule)."""
-    return _patches(_reference_pad(input, padding, -math.inf), kernel_size, stride, dilation).max(axis=2)
+def max_pooling_reference(x: Tensor, kernel: Pair = (1, 1), stride: Pair = (1, 1),
+                          padding: Padding2d = ((0, 0), (0, 0)), dilation: Pair = (1, 1), out: Pair = (1, 1)) -> Tensor:
+    """`MaxPooling` from Tensor ops (pad with -inf, slices, stack, max). Tied maxima share the gradient here
+    (Tensor.max's rule), where the fused op gives it to the first."""
+    return _patches(x, kernel, stride, padding, dilation, -math.inf, out).max(axis=2)
 
 
 def _avg_divisor(size: Pair, kernel: Pair, stride: Pair, padding: Padding2d, out: Pair, count_include_pad: bool,
@@ -586,12 +592,11 @@ def avg_pool2d(input: Tensor, kernel_size: int | Pair, stride: int | Pair | None
     return result if batched else result[0]
 
 
-def avg_pool2d_reference(input: Tensor, kernel_size: Pair, stride: Pair, padding: Padding2d,
-                         divisor: np.ndarray) -> Tensor:
-    """`avg_pool2d` from Tensor ops (pad with zeros, slices, stack, sum, divide) for an (N, C, H, W) input with
-    the padding per side and the divisor that `_pool_geometry` and `_avg_divisor` give."""
-    patches = _patches(_reference_pad(input, padding), kernel_size, stride, (1, 1))
-    return patches.sum(axis=2) / Tensor(divisor, dtype=input.dtype)
+def avg_pooling_reference(x: Tensor, kernel: Pair = (1, 1), stride: Pair = (1, 1),
+                          padding: Padding2d = ((0, 0), (0, 0)), out: Pair = (1, 1),
+                          divisor: np.ndarray | None = None) -> Tensor:
+    """`AvgPooling` from Tensor ops (pad with zeros, slices, stack, sum, divide)."""
+    return _patches(x, kernel, stride, padding, (1, 1), 0.0, out).sum(axis=2) / Tensor(divisor, dtype=x.dtype)
 
 
 def _adaptive_matrix(size: int, out: int, dtype: np.dtype) -> np.ndarray:
@@ -757,11 +762,13 @@ def _update_running(running: np.ndarray, batch: np.ndarray, momentum: float) -> 
     running += momentum * batch
 
 
-def batch_norm_reference(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
-                         eps: float = 1e-5) -> Tensor:
-    """`batch_norm`'s training-mode output from Tensor ops (mean, subtract, multiply, sqrt, divide)."""
-    axes, shape = _stats_axes(input), (1, -1) + (1,) * (input.ndim - 2)
-    centred = input - input.mean(axis=axes, keepdims=True)
+def batch_normalization_reference(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+                                  eps: float = 1e-5, momentum: float = 0.1, running_mean: np.ndarray | None = None,
+                                  running_var: np.ndarray | None = None) -> Tensor:
+    """`BatchNormalization`'s output from Tensor ops (mean, subtract, multiply, sqrt, divide); the running
+    statistics are the fused op's side effect and are left alone here."""
+    axes, shape = _stats_axes(x), (1, -1) + (1,) * (x.ndim - 2)
+    centred = x - x.mean(axis=axes, keepdims=True)
     out = centred / ((centred * centred).mean(axis=axes, keepdims=True) + eps).sqrt()
     if weight is not None:
         out = out * weight.reshape(shape)
