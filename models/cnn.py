@@ -107,7 +107,7 @@ class CNN(nn.Module):
         self.blocks = nn.ModuleList(ConvBlock(c_in, c_out, config, rng) for c_in, c_out in zip(channels, channels[1:]))
         widths = (channels[-1] * config.feature_size() ** 2, *config.fc_sizes, config.num_classes)
         self.fc = nn.ModuleList(nn.Linear(n_in, n_out, seed=rng) for n_in, n_out in zip(widths, widths[1:]))
-        self.drop = nn.Dropout(config.dropout, seed=rng)
+        self.drop = nn.Dropout(config.dropout, seed=rng) if config.dropout > 0 else None
         self.activation = ACTIVATIONS[config.activation]
         if config.init == "nielsen":
             self.apply(lambda m: _nielsen_init(m, config.pool_size ** 2, rng))
@@ -115,16 +115,13 @@ class CNN(nn.Module):
             self.fc[-1].bias.data[...] = 0.0
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, 1, 28, 28) (or (B, 784), reshaped) -> (B, num_classes) logits."""
-        side = self.config.image_size
-        if x.ndim == 2:
-            x = x.reshape(len(x), self.config.in_channels, side, side)
+        """x: (B, in_channels, image_size, image_size) -> (B, num_classes) logits."""
         for block in self.blocks:
             x = block(x)
         x = x.flatten(1)
         last = len(self.fc) - 1
         for i, layer in enumerate(self.fc):
-            x = layer(self.drop(x))
+            x = layer(x if self.drop is None else self.drop(x))
             if i < last:
                 x = self.activation(x)
         return x

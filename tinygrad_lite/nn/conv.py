@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..perf import split_across_cores
+from ..perf import blas_threads, split_across_cores
 from ..tensor import Function, Tensor, no_grad
 from .module import Module, Parameter
 
@@ -105,10 +105,7 @@ def _padded(x: np.ndarray, pads: Padding2d, value: float, channels_last: bool) -
     """(N, C, H, W) -> (N, C, H + top + bottom, W + left + right), filled with `value`, in the layout asked for."""
     (top, bottom), (left, right) = pads
     n, c, h, w = x.shape
-    if channels_last:
-        out = np.full((n, h + top + bottom, w + left + right, c), value, dtype=x.dtype).transpose(0, 3, 1, 2)
-    else:
-        out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out = _empty((n, c, h + top + bottom, w + left + right), x.dtype, channels_last, value)
     out[:, :, top:top + h, left:left + w] = x
     return out
 
@@ -134,16 +131,32 @@ def _crop(xp: np.ndarray, pads: Padding2d, shape: tuple[int, ...]) -> np.ndarray
     return xp[:, :, top:top + shape[2], left:left + shape[3]]
 
 
-_MIN_FLOPS_PER_THREAD = 1 << 21  # multiply-adds below which a second thread costs more than it saves
+_MIN_WORK_PER_THREAD = 1 << 21  # multiply-adds below which a second thread costs more than it saves
+_PASS_COST = 32  # one elementwise pass over a number takes about as long as 32 multiply-adds of a product
 
 
-def _batch_parts(work: Any, n: int, flops_per_item: int) -> None:
+def _batch_parts(work: Any, n: int, work_per_item: int) -> None:
     """`work(part)` over slices of the batch range(n), shared among the cores when the work is big enough.
 
-    Inside the parts OpenBLAS runs on one thread (see `perf.split_across_cores`): its own threads, spinning
-    between products, make small products many times slower on a busy 2-core machine.
+    OpenBLAS runs on one thread meanwhile (see `perf.split_across_cores`), and for small work done in one
+    part too: its own helper threads, spinning between products, make small products many times slower on a
+    busy 2-core machine.
     """
-    split_across_cores(work, n, min_items=max(1, -(-_MIN_FLOPS_PER_THREAD // max(flops_per_item, 1))))
+    min_items = max(1, -(-_MIN_WORK_PER_THREAD // max(work_per_item, 1)))
+    if n >= 2 * min_items or n * work_per_item >= 2 * _MIN_WORK_PER_THREAD:
+        split_across_cores(work, n, min_items=min_items)
+    else:
+        with blas_threads(1):
+            work(slice(0, n))
+
+
+def _empty(shape: tuple[int, ...], dtype: np.dtype, channels_last: bool, fill: float | None = None) -> np.ndarray:
+    """An (N, C, H, W) array laid out as (N, H, W, C) when `channels_last`; filled with `fill` if given."""
+    n, c, h, w = shape
+    out = np.empty((n, h, w, c), dtype).transpose(0, 3, 1, 2) if channels_last else np.empty(shape, dtype)
+    if fill is not None:
+        out.fill(fill)
+    return out
 
 
 def _conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, padding: Padding2d,
@@ -201,8 +214,8 @@ def _conv2d_backward(g: np.ndarray, cols: np.ndarray, weight: np.ndarray, x_shap
     per_item, og = ho * wo, o // groups
     gm = g.transpose(0, 2, 3, 1).reshape(n * per_item, o)  # free when g is channels-last, as our own output is
     w_offsets = _weight_rows(weight, groups).reshape(groups, og, kh * kw, cg).transpose(2, 0, 1, 3)  # (kk, g, Og, Cg)
-    gx = np.zeros((n, x_shape[2] + sum(padding[0]), x_shape[3] + sum(padding[1]), groups * cg),
-                  dtype=g.dtype) if needs[0] else None  # (N, Hp, Wp, C)
+    gx = _empty((n, groups * cg, x_shape[2] + sum(padding[0]), x_shape[3] + sum(padding[1])), g.dtype, True,
+                0.0).transpose(0, 2, 3, 1) if needs[0] else None  # (N, Hp, Wp, C)
     gw_parts: dict[int, np.ndarray] = {}
 
     def part(items: slice) -> None:
@@ -231,11 +244,13 @@ def _conv2d_backward(g: np.ndarray, cols: np.ndarray, weight: np.ndarray, x_shap
 # ---- convolution ----------------------------------------------------------------------------------------
 
 
-def _shown(**params: Any) -> dict[str, Any]:
-    """The geometry arguments that differ from their defaults: what an op's label in a graph shows."""
-    defaults = {"stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (1, 1), "groups": 1,
-                "ceil_mode": False, "count_include_pad": True, "divisor_override": None}
+def _shown(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The parameters that differ from the Function's defaults: all it needs, and what its label in a graph shows
+    (`convolution(kernel=(5, 5))`); its reference takes the same."""
     return {k: v for k, v in params.items() if k not in defaults or v != defaults[k]}
+
+
+_CONV_DEFAULTS = {"stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (1, 1), "groups": 1}
 
 
 class Convolution(Function):
@@ -341,8 +356,8 @@ def _convolution(op: str, spatial: int, input: Tensor, weight: Tensor, bias: Ten
     if any(e > p for e, p in zip(effective, padded)):
         raise ValueError(f"{op}: kernel of size {kernel} (with dilation {dilations}: {effective}) is larger than "
                          f"the padded input of size {padded} (input of shape {input.shape}, padding {pads})")
-    params = _shown(stride=_as_2d(strides, 1), padding=((0, 0),) * (2 - spatial) + pads,
-                    dilation=_as_2d(dilations, 1), groups=int(groups))
+    params = _shown(dict(stride=_as_2d(strides, 1), padding=((0, 0),) * (2 - spatial) + pads,
+                         dilation=_as_2d(dilations, 1), groups=int(groups)), _CONV_DEFAULTS)
     out = Convolution.apply(x, weight, *([] if bias is None else [bias]), kernel=_as_2d(kernel, 1), **params)
     return out if batched else out[0]
 
@@ -403,7 +418,7 @@ def unfold(input: Tensor, kernel_size: int | Pair, dilation: int | Pair = 1, pad
     if any(e > p for e, p in zip(effective, padded)):
         raise ValueError(f"unfold: kernel of size {kernel} (with dilation {dilations}: {effective}) is larger than "
                          f"the padded input of size {padded} (input of shape {input.shape}, padding {pads})")
-    params = _shown(stride=strides, padding=tuple((p, p) for p in pads), dilation=dilations)
+    params = _shown(dict(stride=strides, padding=tuple((p, p) for p in pads), dilation=dilations), _CONV_DEFAULTS)
     out = Im2Col.apply(x, kernel=kernel, **params)
     return out if batched else out[0]
 
@@ -412,11 +427,8 @@ def unfold(input: Tensor, kernel_size: int | Pair, dilation: int | Pair = 1, pad
 
 
 def _pool_geometry(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-                   ceil_mode: bool) -> tuple[Pair, Pair, Padding2d, Pair, Pair]:
-    """(kernel, stride, padding per side, dilation, output size) of a 2-D pooling of (N, C, H, W) `x`.
-
-    The padding after may exceed the padding before: in ceil mode the last window can run past the input.
-    """
+                   ceil_mode: bool) -> tuple[Pair, Pair, Pair, Pair]:
+    """(kernel, stride, padding, dilation) of a 2-D pooling of (N, C, H, W) `x`, checked."""
     kernel = _ints(op, "kernel_size", kernel_size, 2, 1)
     strides = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else \
         _ints(op, "stride", stride, 2, 1)
@@ -424,20 +436,39 @@ def _pool_geometry(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: A
     dilations = _ints(op, "dilation", dilation, 2, 1)
     if any(p > k // 2 for p, k in zip(pads, kernel)):
         raise ValueError(f"{op}: padding {pads} must be at most half of kernel_size {kernel}")
-    size = x.shape[2:]
-    out = tuple(_out_size(n + 2 * p, k, s, d, ceil_mode, p) for n, k, s, d, p in
-                zip(size, kernel, strides, dilations, pads))
+    out, _ = _pool_layout(x.shape, kernel, strides, pads, dilations, ceil_mode)
     if any(o < 1 for o in out):
         raise ValueError(f"{op}: input of shape {x.shape} is too small for kernel_size {kernel} with stride "
                          f"{strides}, padding {pads} and dilation {dilations} (output size {out})")
+    return kernel, strides, pads, dilations
+
+
+def _pool_layout(shape: tuple[int, ...], kernel: Pair, stride: Pair | None, padding: Pair, dilation: Pair,
+                 ceil_mode: bool) -> tuple[Pair, Padding2d]:
+    """(output size, padding per side) of a 2-D pooling of an (N, C, H, W) input; stride None is kernel.
+
+    The padding after may exceed the padding before: in ceil mode the last window can run past the input.
+    """
+    stride = stride or kernel
+    out = tuple(_out_size(n + 2 * p, k, s, d, ceil_mode, p) for n, k, s, d, p in
+                zip(shape[2:], kernel, stride, dilation, padding))
     after = tuple(max(p, (o - 1) * s + d * (k - 1) + 1 - n - p) for n, k, s, d, p, o in
-                  zip(size, kernel, strides, dilations, pads, out))
-    return kernel, strides, ((pads[0], after[0]), (pads[1], after[1])), dilations, out
+                  zip(shape[2:], kernel, stride, dilation, padding, out))
+    return out, ((padding[0], after[0]), (padding[1], after[1]))
+
+
+_POOL_DEFAULTS = {"stride": None, "padding": (0, 0), "dilation": (1, 1), "ceil_mode": False,
+                  "count_include_pad": True, "divisor_override": None}
+
+
+def _pool_params(kernel: Pair, stride: Pair, **params: Any) -> dict[str, Any]:
+    """A pooling Function's parameters: stride left out when it is the kernel (PyTorch's default), like defaults."""
+    return dict(kernel=kernel, **_shown(dict(stride=None if stride == kernel else stride, **params), _POOL_DEFAULTS))
 
 
 def _max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padding2d, dilation: Pair,
-                        out: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x (N, C, H, W) -> (max (N, C, Ho, Wo), which offset k = i * kw + j won, the padded input).
+                        out: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """x (N, C, H, W) -> (max (N, C, Ho, Wo), which offset k = i * kw + j won), a part of the batch per core.
 
     Offsets are visited in order and only a strictly larger value takes over, so the first maximum wins, as in
     PyTorch's kernels; a NaN wins over everything, the last NaN of a window last (as PyTorch's `val > max ||
@@ -445,27 +476,57 @@ def _max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padd
     input, as PyTorch's does. `which` is updated with arithmetic, not masked stores: a random mask makes
     np.where and np.copyto branch on every element (ten times slower).
     """
-    padded = any(map(any, padding))
-    xp = _padded(x, padding, -np.inf, _channels_last(x)) if padded else x
+    n, c = x.shape[:2]
+    layout, padded = _channels_last(x), any(map(any, padding))
     offsets = list(_offsets(kernel, stride, dilation, out))
-    best = np.array(xp[:, :, offsets[0][1], offsets[0][2]], order="K")
-    which = np.zeros_like(best, dtype=np.uint8 if len(offsets) <= 256 else np.int64)
+    best = _empty((n, c, *out), x.dtype, layout)
+    which = _empty((n, c, *out), np.dtype(np.uint8 if len(offsets) <= 256 else np.int64), layout)
     if padded:  # per output row/column, the first kernel row/column that lies inside the input
         first_row = [_first_inside(y * stride[0] - padding[0][0], dilation[0]) for y in range(out[0])]
         first_col = [_first_inside(v * stride[1] - padding[1][0], dilation[1]) for v in range(out[1])]
-        which[...] = np.add.outer(np.array(first_row) * kernel[1], first_col)
-        best.fill(-np.inf)
-    else:
-        offsets = offsets[1:]
-    for k, rows, cols in offsets:
-        v = xp[:, :, rows, cols]
-        take = (v > best).view(np.uint8).astype(which.dtype, copy=False)
-        which += take * (which.dtype.type(k) - which)
-        np.maximum(best, v, out=best)  # NaN spreads, as in PyTorch
-    if np.isnan(best).any():
+        first = np.add.outer(np.array(first_row) * kernel[1], first_col)
+
+    def part(items: slice) -> None:
+        xp = _padded(x[items], padding, -np.inf, layout) if padded else x[items]
+        top, won = best[items], which[items]
+        if padded:
+            top.fill(-np.inf)
+            won[...] = first
+        else:
+            top[...] = xp[:, :, offsets[0][1], offsets[0][2]]
+            won.fill(0)
+        for k, rows, cols in offsets[0 if padded else 1:]:
+            v = xp[:, :, rows, cols]
+            taken = (v > top).view(np.uint8).astype(won.dtype, copy=False)
+            won += taken * (won.dtype.type(k) - won)
+            np.maximum(top, v, out=top)  # NaN spreads, as in PyTorch
+        if np.isnan(top).any():
+            for k, rows, cols in offsets:
+                won[np.isnan(xp[:, :, rows, cols])] = k
+
+    _batch_parts(part, n, c * out[0] * out[1] * len(offsets) * 4 * _PASS_COST)
+    return best, which
+
+
+def _max_pool2d_backward(g: np.ndarray, which: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
+                         padding: Padding2d, dilation: Pair, out: Pair) -> np.ndarray:
+    """Each window's gradient to the input its maximum came from, a part of the batch per core."""
+    padded_shape = (*x_shape[:2], x_shape[2] + sum(padding[0]), x_shape[3] + sum(padding[1]))
+    apart = all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))  # windows do not overlap
+    gxp = _empty(padded_shape, g.dtype, _channels_last(which), 0.0)
+    offsets = list(_offsets(kernel, stride, dilation, out))
+
+    def part(items: slice) -> None:
+        target, grads, won = gxp[items], g[items], which[items]
         for k, rows, cols in offsets:
-            which[np.isnan(xp[:, :, rows, cols])] = k
-    return best, which, xp
+            window = target[:, :, rows, cols]
+            if apart:
+                np.multiply(grads, won == k, out=window)
+            else:
+                window += grads * (won == k)
+
+    _batch_parts(part, len(g), g[0].size * len(offsets) * 2 * _PASS_COST)
+    return _crop(gxp, padding, x_shape)
 
 
 def _first_inside(start: int, dilation: int) -> int:
@@ -476,25 +537,15 @@ def _first_inside(start: int, dilation: int) -> int:
 class MaxPooling(Function):
     """max_pool2d: the gradient goes to the one input each window picked."""
 
-    def forward(self, x, kernel=(1, 1), stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), out=(1, 1)):
-        best, self.which, xp = _max_pool2d_forward(x, kernel, stride, padding, dilation, out)
-        self.x_shape, self.padded_shape, self.layout = x.shape, xp.shape, _channels_last(x)
-        self.geometry = (kernel, stride, padding, dilation, out)
+    def forward(self, x, kernel=(1, 1), stride=None, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+        out, pads = _pool_layout(x.shape, kernel, stride, padding, dilation, ceil_mode)
+        self.geometry = (kernel, stride or kernel, pads, dilation, out)
+        best, self.which = _max_pool2d_forward(x, *self.geometry)
+        self.x_shape = x.shape
         return best
 
     def backward(self, g):
-        kernel, stride, padding, dilation, out = self.geometry
-        n, c, hp, wp = self.padded_shape
-        gxp = np.zeros((n, hp, wp, c), g.dtype).transpose(0, 3, 1, 2) if self.layout else \
-            np.zeros(self.padded_shape, g.dtype)
-        apart = all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))  # windows do not overlap
-        for k, rows, cols in _offsets(kernel, stride, dilation, out):
-            part = gxp[:, :, rows, cols]
-            if apart:
-                np.multiply(g, self.which == k, out=part)
-            else:
-                part += g * (self.which == k)
-        return (_crop(gxp, padding, self.x_shape),)
+        return (_max_pool2d_backward(g, self.which, self.x_shape, *self.geometry),)
 
 
 def _pool_input(op: str, input: Tensor) -> tuple[Tensor, bool]:
@@ -509,68 +560,81 @@ def max_pool2d(input: Tensor, kernel_size: int | Pair, stride: int | Pair | None
     kernel_size, padding is -inf. Of tied maxima the first (in row-major order) gets the gradient, as in
     PyTorch. return_indices: also the int64 flat index (row * W + col) of each maximum in its input plane."""
     x, batched = _pool_input("max_pool2d", input)
-    kernel, strides, pads, dilations, out = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation,
-                                                          ceil_mode)
-    params = dict(kernel=kernel, **_shown(stride=strides, padding=pads, dilation=dilations), out=out)
-    result = MaxPooling.apply(x, **params)
+    kernel, strides, pads, dilations = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation,
+                                                      ceil_mode)
+    result = MaxPooling.apply(x, **_pool_params(kernel, strides, padding=pads, dilation=dilations,
+                                                ceil_mode=bool(ceil_mode)))
     if not return_indices:
         return result if batched else result[0]
+    out, sides = _pool_layout(x.shape, kernel, strides, pads, dilations, ceil_mode)
     which = result._ctx.which if result._ctx is not None else \
-        _max_pool2d_forward(x.data, kernel, strides, pads, dilations, out)[1]
-    rows = (np.arange(out[0]) * strides[0] - pads[0][0])[:, None] + (which // kernel[1]) * dilations[0]
-    cols = (np.arange(out[1]) * strides[1] - pads[1][0]) + (which % kernel[1]) * dilations[1]
+        _max_pool2d_forward(x.data, kernel, strides, sides, dilations, out)[1]  # no graph: run the kernel again
+    rows = (np.arange(out[0]) * strides[0] - pads[0])[:, None] + (which // kernel[1]) * dilations[0]
+    cols = (np.arange(out[1]) * strides[1] - pads[1]) + (which % kernel[1]) * dilations[1]
     indices = Tensor((rows * x.shape[3] + cols).astype(np.int64))
     return (result, indices) if batched else (result[0], indices[0])
 
 
-def max_pooling_reference(x: Tensor, kernel: Pair = (1, 1), stride: Pair = (1, 1),
-                          padding: Padding2d = ((0, 0), (0, 0)), dilation: Pair = (1, 1), out: Pair = (1, 1)) -> Tensor:
+def max_pooling_reference(x: Tensor, kernel: Pair = (1, 1), stride: Pair | None = None, padding: Pair = (0, 0),
+                          dilation: Pair = (1, 1), ceil_mode: bool = False) -> Tensor:
     """`MaxPooling` from Tensor ops (pad with -inf, slices, stack, max). Tied maxima share the gradient here
     (Tensor.max's rule), where the fused op gives it to the first."""
-    return _patches(x, kernel, stride, padding, dilation, -math.inf, out).max(axis=2)
+    out, sides = _pool_layout(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    return _patches(x, kernel, stride or kernel, sides, dilation, -math.inf, out).max(axis=2)
 
 
-def _avg_divisor(size: Pair, kernel: Pair, stride: Pair, padding: Padding2d, out: Pair, count_include_pad: bool,
-                 dtype: np.dtype) -> np.ndarray:
-    """(Ho, Wo): how many numbers each window averages, as PyTorch counts them.
+def _avg_divisor(x: np.ndarray | Tensor, kernel: Pair, stride: Pair, padding: Padding2d, out: Pair,
+                 count_include_pad: bool, divisor_override: int | None) -> np.ndarray:
+    """(Ho, Wo): how many numbers each window averages, as PyTorch counts them (or divisor_override).
 
     A window counts the padding (count_include_pad) but never what lies beyond it (ceil mode's overhang).
     """
+    if divisor_override is not None:
+        return np.asarray(divisor_override, dtype=x.dtype)
     counts = []
-    for n, k, s, (before, _), o in zip(size, kernel, stride, padding, out):
+    for n, k, s, (before, _), o in zip(x.shape[2:], kernel, stride, padding, out):
         start = np.arange(o) * s - before
         end = np.minimum(start + k, n + before)
         if not count_include_pad:
             start, end = np.maximum(start, 0), np.minimum(end, n)
         counts.append(end - start)
-    return np.multiply.outer(counts[0], counts[1]).astype(dtype)
+    return np.multiply.outer(counts[0], counts[1]).astype(x.dtype)
 
 
 class AvgPooling(Function):
-    """avg_pool2d: each window's sum over its divisor; the gradient spreads back evenly."""
+    """avg_pool2d: each window's sum over its divisor; the gradient spreads back evenly. A part of the batch
+    per core, each way."""
 
-    def forward(self, x, kernel=(1, 1), stride=(1, 1), padding=((0, 0), (0, 0)), out=(1, 1), divisor=None):
+    def forward(self, x, kernel=(1, 1), stride=None, padding=(0, 0), ceil_mode=False, count_include_pad=True,
+                divisor_override=None):
+        out, pads = _pool_layout(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+        divisor = _avg_divisor(x, kernel, stride or kernel, pads, out, count_include_pad, divisor_override)
         self.x_shape, self.layout = x.shape, _channels_last(x)
-        self.geometry = (kernel, stride, padding, out, divisor)
-        xp = _padded(x, padding, 0.0, self.layout) if any(map(any, padding)) else x
-        self.padded_shape = xp.shape
-        total = None
-        for _, rows, cols in _offsets(kernel, stride, (1, 1), out):
-            if total is None:
-                total = np.array(xp[:, :, rows, cols], order="K")
-            else:
-                total += xp[:, :, rows, cols]
-        total /= divisor
+        self.geometry = (kernel, stride or kernel, pads, out, divisor)
+        offsets = list(_offsets(kernel, stride or kernel, (1, 1), out))
+        total = _empty((*x.shape[:2], *out), x.dtype, self.layout, 0.0)
+
+        def part(items: slice) -> None:
+            xp = _padded(x[items], pads, 0.0, self.layout) if any(map(any, pads)) else x[items]
+            for _, rows, cols in offsets:
+                total[items] += xp[:, :, rows, cols]
+            total[items] /= divisor
+
+        _batch_parts(part, len(x), total[0].size * len(offsets) * _PASS_COST)
         return total
 
     def backward(self, g):
         kernel, stride, padding, out, divisor = self.geometry
-        n, c, hp, wp = self.padded_shape
-        gxp = np.zeros((n, hp, wp, c), g.dtype).transpose(0, 3, 1, 2) if self.layout else \
-            np.zeros(self.padded_shape, g.dtype)
-        share = g / divisor
-        for _, rows, cols in _offsets(kernel, stride, (1, 1), out):
-            gxp[:, :, rows, cols] += share
+        padded_shape = (*self.x_shape[:2], self.x_shape[2] + sum(padding[0]), self.x_shape[3] + sum(padding[1]))
+        gxp = _empty(padded_shape, g.dtype, self.layout, 0.0)
+        offsets = list(_offsets(kernel, stride, (1, 1), out))
+
+        def part(items: slice) -> None:
+            share = g[items] / divisor
+            for _, rows, cols in offsets:
+                gxp[items][:, :, rows, cols] += share
+
+        _batch_parts(part, len(g), g[0].size * len(offsets) * _PASS_COST)
         return (_crop(gxp, padding, self.x_shape),)
 
 
@@ -580,23 +644,24 @@ def avg_pool2d(input: Tensor, kernel_size: int | Pair, stride: int | Pair | None
     kernel_size, padding is zeros (counted in the mean when count_include_pad), divisor_override replaces
     the count."""
     x, batched = _pool_input("avg_pool2d", input)
-    kernel, strides, pads, _, out = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
-    if divisor_override is not None:
-        if not isinstance(divisor_override, (int, np.integer)) or isinstance(divisor_override, bool) \
-                or divisor_override == 0:
-            raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
-        divisor = np.asarray(divisor_override, dtype=x.dtype)
-    else:
-        divisor = _avg_divisor(x.shape[2:], kernel, strides, pads, out, count_include_pad, x.dtype)
-    result = AvgPooling.apply(x, kernel=kernel, **_shown(stride=strides, padding=pads), out=out, divisor=divisor)
+    kernel, strides, pads, _ = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer))
+                                         or isinstance(divisor_override, bool) or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
+    params = _pool_params(kernel, strides, padding=pads, ceil_mode=bool(ceil_mode),
+                          count_include_pad=bool(count_include_pad),
+                          divisor_override=None if divisor_override is None else int(divisor_override))
+    result = AvgPooling.apply(x, **params)
     return result if batched else result[0]
 
 
-def avg_pooling_reference(x: Tensor, kernel: Pair = (1, 1), stride: Pair = (1, 1),
-                          padding: Padding2d = ((0, 0), (0, 0)), out: Pair = (1, 1),
-                          divisor: np.ndarray | None = None) -> Tensor:
+def avg_pooling_reference(x: Tensor, kernel: Pair = (1, 1), stride: Pair | None = None, padding: Pair = (0, 0),
+                          ceil_mode: bool = False, count_include_pad: bool = True,
+                          divisor_override: int | None = None) -> Tensor:
     """`AvgPooling` from Tensor ops (pad with zeros, slices, stack, sum, divide)."""
-    return _patches(x, kernel, stride, padding, (1, 1), 0.0, out).sum(axis=2) / Tensor(divisor, dtype=x.dtype)
+    out, sides = _pool_layout(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    divisor = _avg_divisor(x, kernel, stride or kernel, sides, out, count_include_pad, divisor_override)
+    return _patches(x, kernel, stride or kernel, sides, (1, 1), 0.0, out).sum(axis=2) / Tensor(divisor, dtype=x.dtype)
 
 
 def _adaptive_matrix(size: int, out: int, dtype: np.dtype) -> np.ndarray:
@@ -712,48 +777,91 @@ def _stats_axes(x: np.ndarray | Tensor) -> tuple[int, ...]:
 class BatchNormalization(Function):
     """batch_norm in training mode: normalise each channel over the batch (and positions), scale and shift.
 
-    Forward: xhat = (x - mean) / sqrt(var + eps) (biased variance), out = xhat * weight + bias; the running
-    statistics (if given) move towards the batch's mean and unbiased variance by `momentum`, in place.
-    Backward (n numbers per channel, Σ over them): dx = weight / sqrt(var + eps) *
-    (g - Σg / n - xhat * Σ(g xhat) / n), dweight = Σ(g xhat), dbias = Σg.
+    Forward, per channel over its n numbers: centred = x - mean, rstd = 1 / sqrt(mean(centred²) + eps) (the
+    biased variance), out = centred * (rstd * weight) + bias; the running statistics (if given) move towards
+    the batch's mean and unbiased variance by `momentum`, in place. Backward: dbias = Σg, dweight =
+    rstd Σ(g centred), dx = weight rstd (g - Σg / n - centred rstd² Σ(g centred) / n).
+
+    The work runs on the (numbers, C) matrix of the input with the channels last (a view of a convolution's
+    output, a copy otherwise), its rows shared among the cores; per-channel sums are products with ones.
     """
 
     def forward(self, x, weight=None, bias=None, eps=1e-5, momentum=0.1, running_mean=None, running_var=None):
-        axes, shape = _stats_axes(x), (1, -1) + (1,) * (x.ndim - 2)
-        mean = x.mean(axis=axes, keepdims=True)
-        xhat = np.subtract(x, mean)
-        var = (xhat * xhat).mean(axis=axes, keepdims=True)
+        rows, self.shape = _channel_rows(x)
+        m, c = rows.shape
+        centred, out = np.empty_like(rows), np.empty_like(rows)
+        sums = _row_sums(lambda part: np.ones(len(part), rows.dtype) @ part, rows)
+        mean = sums / m
+        squares = _row_sums(lambda part, into: _centre(part, mean, into), rows, centred)
+        var = squares / m
         if running_mean is not None:
-            n = x.size // x.shape[1]
-            _update_running(running_mean, mean.reshape(-1), momentum)
-            _update_running(running_var, var.reshape(-1) * (n / (n - 1)), momentum)
+            _update_running(running_mean, mean, momentum)
+            _update_running(running_var, var * (m / (m - 1)), momentum)
         rstd = 1.0 / np.sqrt(var + eps)
-        xhat *= rstd
-        self.xhat, self.rstd, self.weight = xhat, rstd, weight
-        out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
-        if bias is not None:
-            out += bias.reshape(shape)
-        return out
+        scale = rstd if weight is None else rstd * weight
+
+        def normalise(part: slice) -> None:
+            np.multiply(centred[part], scale, out=out[part])
+            if bias is not None:
+                out[part] += bias
+
+        _batch_parts(normalise, m, c * 2 * _PASS_COST)
+        self.centred, self.rstd, self.weight = centred, rstd, weight
+        return _from_channel_rows(out, self.shape)
 
     def backward(self, g):
-        xhat, rstd, weight = self.xhat, self.rstd, self.weight
-        axes, shape = _stats_axes(xhat), (1, -1) + (1,) * (xhat.ndim - 2)
-        n = xhat.size // xhat.shape[1]
-        sum_g = g.sum(axis=axes, keepdims=True)
-        sum_gx = (g * xhat).sum(axis=axes, keepdims=True)
+        centred, rstd, weight = self.centred, self.rstd, self.weight
+        g_rows = _channel_rows(g)[0]
+        m, c = centred.shape
+        sum_g = _row_sums(lambda part: np.ones(len(part), g_rows.dtype) @ part, g_rows)
+        sum_gc = _row_sums(lambda part, other: np.einsum("ij,ij->j", part, other), g_rows, centred)
         needs = self.needs_input_grad
         grads: list[np.ndarray | None] = [None] * len(needs)
         if needs[0]:
-            gx = xhat * (sum_gx / n)
-            np.subtract(g, gx, out=gx)
-            gx -= sum_g / n
-            gx *= rstd if weight is None else rstd * weight.reshape(shape)
-            grads[0] = gx
+            scale = rstd if weight is None else rstd * weight
+            per_centred, shift = -scale * rstd * rstd * sum_gc / m, -scale * sum_g / m
+            gx = np.empty_like(centred)
+
+            def input_grad(part: slice) -> None:
+                np.multiply(centred[part], per_centred, out=gx[part])
+                gx[part] += shift
+                gx[part] += g_rows[part] * scale
+
+            _batch_parts(input_grad, m, c * 4 * _PASS_COST)
+            grads[0] = _from_channel_rows(gx, self.shape)
         if len(needs) > 1 and needs[1]:
-            grads[1] = sum_gx.reshape(-1)
+            grads[1] = sum_gc * rstd
         if len(needs) > 2 and needs[2]:
-            grads[2] = sum_g.reshape(-1)
+            grads[2] = sum_g
         return tuple(grads)
+
+
+def _channel_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(N, C, ...) -> a (numbers, C) matrix of the channels-last arrangement (a view when x is laid out so), and
+    the channels-last shape to go back."""
+    moved = np.moveaxis(x, 1, -1)
+    return np.ascontiguousarray(moved).reshape(-1, x.shape[1]), moved.shape
+
+
+def _from_channel_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.moveaxis(rows.reshape(shape), -1, 1)
+
+
+def _centre(part: np.ndarray, mean: np.ndarray, into: np.ndarray) -> np.ndarray:
+    """into = part - mean; returns the column sums of into²."""
+    np.subtract(part, mean, out=into)
+    return np.einsum("ij,ij->j", into, into)
+
+
+def _row_sums(fn: Any, *matrices: np.ndarray) -> np.ndarray:
+    """Σ over parts of the rows of fn(*matrices[part]) (a per-column sum), the parts shared among the cores."""
+    totals: dict[int, np.ndarray] = {}
+
+    def work(part: slice) -> None:
+        totals[part.start] = fn(*(m[part] for m in matrices))
+
+    _batch_parts(work, len(matrices[0]), matrices[0].shape[1] * _PASS_COST)
+    return sum(totals.values())
 
 
 def _update_running(running: np.ndarray, batch: np.ndarray, momentum: float) -> None:
@@ -814,7 +922,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         weight = Tensor.ones(channels, dtype=input.dtype)
     affine = [t for t in (weight, bias) if t is not None]
     stats = {} if running_mean is None else {"running_mean": running_mean.data, "running_var": running_var.data}
-    return BatchNormalization.apply(input, *affine, eps=float(eps), momentum=float(momentum), **stats)
+    return BatchNormalization.apply(input, *affine, **_shown(dict(eps=float(eps), momentum=float(momentum)),
+                                                             {"eps": 1e-5, "momentum": 0.1}), **stats)
 
 
 # ---- modules --------------------------------------------------------------------------------------------
