@@ -5,11 +5,12 @@ PyTorch CPU, each framework in its own process.
     python benchmarks/bench_cnn.py --runs 7 --skip-scaling
     python benchmarks/bench_cnn.py --profile          # where the engine's step goes, op by op
 
-Both use 2 threads (`perf.set_num_threads(2)`, `torch.set_num_threads(2)`), float32, the same initial weights
-and the same batches. A run is one fresh process that times `--steps` steps after `--warmup` steps and reports
-their median; the engine's and PyTorch's runs alternate, so that a shared machine's drifts hit both alike. The
-ratio is the median over the runs of engine / PyTorch. Peak memory: the process's peak resident size (both),
-and for the engine the largest total of live numpy buffers during one step (tracemalloc).
+Both use `--threads` threads (default 2: `perf.set_num_threads(2)`, `torch.set_num_threads(2)`), float32,
+the same initial weights and the same batches. A run is one fresh process that times `--steps` steps after
+`--warmup` steps and reports their median; the engine's and PyTorch's runs alternate, so that a shared
+machine's drifts hit both alike. The ratio is the median over the runs of engine / PyTorch. Peak memory: the
+process's peak resident size (both), and for the engine the largest total of live numpy buffers during one
+step (tracemalloc).
 """
 
 from __future__ import annotations

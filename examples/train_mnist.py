@@ -70,7 +70,7 @@ class Recipe(NamedTuple):
 
 
 RECIPES = {
-    "cnn": Recipe(epochs=10, batch_size=64, optimizer="adam", lr=2e-3, shift=2),
+    "cnn": Recipe(epochs=8, batch_size=64, optimizer="adam", lr=2e-3, shift=2),
     "nielsen-1conv": Recipe(epochs=60, batch_size=10, optimizer="sgd", lr=0.1),
     "nielsen-2conv": Recipe(epochs=60, batch_size=10, optimizer="sgd", lr=0.1),
     "nielsen-relu": Recipe(epochs=60, batch_size=10, optimizer="sgd", lr=0.03, l2=0.1),

@@ -168,9 +168,8 @@ def test_conv_output_is_channels_last_and_the_next_conv_reads_it():
     hidden = F.conv2d(x, w1)
     assert hidden.data.transpose(0, 2, 3, 1).flags.c_contiguous
     assert_matches_reference(lambda x, w1, w2: F.conv2d(F.conv2d(x, w1).relu(), w2, stride=2),
-                             lambda x, w1, w2: conv.convolution_reference(
-                                 conv.convolution_reference(x, w1, kernel=(3, 3)).relu(), w2, kernel=(3, 3),
-                                 stride=(2, 2)), [x, w1, w2])
+                             lambda x, w1, w2: conv.convolution_reference(conv.convolution_reference(x, w1).relu(), w2,
+                                                                          stride=(2, 2)), [x, w1, w2])
 
 
 # ---- unfold -------------------------------------------------------------------------------------------------

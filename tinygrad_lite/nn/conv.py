@@ -246,7 +246,7 @@ def _conv2d_backward(g: np.ndarray, cols: np.ndarray, weight: np.ndarray, x_shap
 
 def _shown(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """The parameters that differ from the Function's defaults: all it needs, and what its label in a graph shows
-    (`convolution(kernel=(5, 5))`); its reference takes the same."""
+    (`convolution(stride=(2, 2))`); its reference takes the same."""
     return {k: v for k, v in params.items() if k not in defaults or v != defaults[k]}
 
 
@@ -256,8 +256,7 @@ _CONV_DEFAULTS = {"stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (1,
 class Convolution(Function):
     """conv1d and conv2d (a 1-D input runs as a 2-D one of height 1): im2col, then one product each way."""
 
-    def forward(self, x, weight, bias=None, kernel=(1, 1), stride=(1, 1), padding=((0, 0), (0, 0)),
-                dilation=(1, 1), groups=1):
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         self.x_shape, self.weight_shape = x.shape, weight.shape
         if x.ndim == 3:  # (N, C, L): a (N, C, 1, L) image
             x, weight = x[:, :, None], weight[:, :, None]
@@ -286,14 +285,12 @@ def _patches(x: Tensor, kernel: Pair, stride: Pair, padding: Padding2d, dilation
     return Tensor.stack([xp[:, :, rows, cols] for _, rows, cols in _offsets(kernel, stride, dilation, out)], axis=2)
 
 
-def convolution_reference(x: Tensor, weight: Tensor, bias: Tensor | None = None, kernel: Pair = (1, 1),
-                          stride: Pair = (1, 1), padding: Padding2d = ((0, 0), (0, 0)), dilation: Pair = (1, 1),
-                          groups: int = 1) -> Tensor:
+def convolution_reference(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = (1, 1),
+                          padding: Padding2d = ((0, 0), (0, 0)), dilation: Pair = (1, 1), groups: int = 1) -> Tensor:
     """`Convolution` from Tensor ops: the windows (pad, slices, stack) times the filters (matmul), per group."""
     if x.ndim == 3:  # conv1d: a 2-D convolution of height 1
-        out = convolution_reference(x.unsqueeze(2), weight.unsqueeze(2), bias, kernel, stride, padding, dilation,
-                                    groups)
-        return out[:, :, 0]
+        return convolution_reference(x.unsqueeze(2), weight.unsqueeze(2), bias, stride, padding, dilation,
+                                     groups)[:, :, 0]
     n = x.shape[0]
     o, cg, kh, kw = weight.shape
     patches = _patches(x, (kh, kw), stride, padding, dilation)  # (N, C, kh*kw, Ho, Wo)
@@ -358,7 +355,7 @@ def _convolution(op: str, spatial: int, input: Tensor, weight: Tensor, bias: Ten
                          f"the padded input of size {padded} (input of shape {input.shape}, padding {pads})")
     params = _shown(dict(stride=_as_2d(strides, 1), padding=((0, 0),) * (2 - spatial) + pads,
                          dilation=_as_2d(dilations, 1), groups=int(groups)), _CONV_DEFAULTS)
-    out = Convolution.apply(x, weight, *([] if bias is None else [bias]), kernel=_as_2d(kernel, 1), **params)
+    out = Convolution.apply(x, weight, *([] if bias is None else [bias]), **params)
     return out if batched else out[0]
 
 
