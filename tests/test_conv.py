@@ -162,6 +162,27 @@ def test_conv_split_across_two_threads_matches_one(two_threads):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
 
 
+def test_pooling_and_batch_norm_split_across_two_threads_match_one(two_threads):
+    """Inputs big enough for the pooling and batch norm kernels to share the batch between two cores."""
+    from tinygrad_lite import perf
+
+    rng = np.random.default_rng(12)
+    x, w, b = leaf(rng, 8, 16, 32, 32), leaf(rng, 16), leaf(rng, 16)
+    channels_last = Tensor(np.ascontiguousarray(x.data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+                           requires_grad=True, dtype=np.float64)
+    cases = [(lambda x: F.max_pool2d(x, 2), [x]), (lambda x: F.max_pool2d(x, 3, 2, 1), [channels_last]),
+             (lambda x: F.avg_pool2d(x, 3, 1, 1), [x]),
+             (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [channels_last, w, b])]
+    for fn, inputs in cases:
+        with no_grad():
+            upstream = rng.standard_normal(fn(*inputs).shape)
+        perf.set_num_threads(2)
+        both = values_and_grads(fn, inputs, upstream)
+        perf.set_num_threads(1)
+        for got, want in zip(both, values_and_grads(fn, inputs, upstream)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_conv_output_is_channels_last_and_the_next_conv_reads_it():
     rng = np.random.default_rng(3)
     x, w1, w2 = leaf(rng, 2, 3, 10, 10), leaf(rng, 5, 3, 3, 3), leaf(rng, 4, 5, 3, 3)
