@@ -171,7 +171,7 @@ def _conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     ho = _out_size(h + sum(padding[0]), kh, stride[0], dilation[0])
     wo = _out_size(wd + sum(padding[1]), kw, stride[1], dilation[1])
     per_item, og = ho * wo, o // groups
-    w_t = _weight_rows(weight, groups).transpose(0, 2, 1)  # (g, K, O/g)
+    w_t = np.ascontiguousarray(_weight_rows(weight, groups).transpose(0, 2, 1))  # (g, K, O/g); a view is 3x slower
     cols = np.empty((groups, n * per_item, kh * kw * cg), dtype=x.dtype)
     out = np.empty((n * per_item, o), dtype=x.dtype)
     padded = any(map(any, padding))
@@ -221,8 +221,8 @@ def _conv2d_backward(g: np.ndarray, cols: np.ndarray, weight: np.ndarray, x_shap
     def part(items: slice) -> None:
         rows = slice(items.start * per_item, items.stop * per_item)
         g_part = gm[rows].reshape(-1, groups, og).transpose(1, 0, 2)  # (g, m, O/g)
-        if needs[1]:
-            gw_parts[items.start] = np.matmul(g_part.transpose(0, 2, 1), cols[:, rows])
+        if needs[1]:  # (windowsᵀ g)ᵀ: five times faster than gᵀ windows for the first layer's K = 25
+            gw_parts[items.start] = np.matmul(cols[:, rows].transpose(0, 2, 1), g_part)
         if gx is not None:
             m = items.stop - items.start
             product = np.empty((groups, len(g_part[0]), cg), dtype=g.dtype)
@@ -234,7 +234,7 @@ def _conv2d_backward(g: np.ndarray, cols: np.ndarray, weight: np.ndarray, x_shap
     _batch_parts(part, n, per_item * k * o * 2)
     grad_w = None
     if needs[1]:
-        total = sum(gw_parts.values())
+        total = sum(gw_parts.values()).transpose(0, 2, 1)  # (g, O/g, K)
         grad_w = total.reshape(groups, og, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(weight.shape)
     grad_b = np.ones(len(gm), dtype=g.dtype) @ gm if needs[2] else None
     grad_x = None if gx is None else _crop(gx.transpose(0, 3, 1, 2), padding, x_shape)
