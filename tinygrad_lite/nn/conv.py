@@ -317,6 +317,16 @@ def _conv_padding(op: str, padding: Any, kernel: tuple[int, ...], stride: tuple[
     return tuple((p, p) for p in _ints(op, "padding", padding, n, 0))
 
 
+def _check_fits(op: str, input: Tensor, sizes: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...],
+                padding: tuple[Pair, ...]) -> None:
+    """The dilated kernel fits into the padded input (padding: (before, after) per spatial axis)."""
+    padded = tuple(n + sum(p) for n, p in zip(sizes, padding))
+    effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    if any(e > p for e, p in zip(effective, padded)):
+        raise ValueError(f"{op}: kernel of size {kernel} (with dilation {dilation}: {effective}) is larger than "
+                         f"the padded input of size {padded} (input of shape {input.shape}, padding {padding})")
+
+
 def _convolution(op: str, spatial: int, input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any,
                  padding: Any, dilation: Any, groups: Any) -> Tensor:
     """conv1d / conv2d: check every argument against the input, then run the fused op."""
@@ -348,11 +358,7 @@ def _convolution(op: str, spatial: int, input: Tensor, weight: Tensor, bias: Ten
     strides = _ints(op, "stride", stride, spatial, 1)
     dilations = _ints(op, "dilation", dilation, spatial, 1)
     pads = _conv_padding(op, padding, kernel, strides, dilations)
-    padded = tuple(n + sum(p) for n, p in zip(x.shape[2:], pads))
-    effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations))
-    if any(e > p for e, p in zip(effective, padded)):
-        raise ValueError(f"{op}: kernel of size {kernel} (with dilation {dilations}: {effective}) is larger than "
-                         f"the padded input of size {padded} (input of shape {input.shape}, padding {pads})")
+    _check_fits(op, input, x.shape[2:], kernel, dilations, pads)
     params = _shown(dict(stride=_as_2d(strides, 1), padding=((0, 0),) * (2 - spatial) + pads,
                          dilation=_as_2d(dilations, 1), groups=int(groups)), _CONV_DEFAULTS)
     out = Convolution.apply(x, weight, *([] if bias is None else [bias]), **params)
@@ -387,7 +393,7 @@ class Im2Col(Function):
         return windows.reshape(n, c * kh * kw, ho * wo)
 
     def backward(self, g):
-        kernel, stride, padding, dilation = self.geometry
+        _, stride, padding, dilation = self.geometry
         gxp = _col2im(g.reshape(self.windows_shape), np.zeros(self.padded_shape, g.dtype), stride, dilation)
         return (_crop(gxp, padding, self.x_shape),)
 
@@ -410,12 +416,9 @@ def unfold(input: Tensor, kernel_size: int | Pair, dilation: int | Pair = 1, pad
     dilations = _ints("unfold", "dilation", dilation, 2, 1)
     pads = _ints("unfold", "padding", padding, 2, 0)
     strides = _ints("unfold", "stride", stride, 2, 1)
-    padded = tuple(n + 2 * p for n, p in zip(x.shape[2:], pads))
-    effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations))
-    if any(e > p for e, p in zip(effective, padded)):
-        raise ValueError(f"unfold: kernel of size {kernel} (with dilation {dilations}: {effective}) is larger than "
-                         f"the padded input of size {padded} (input of shape {input.shape}, padding {pads})")
-    params = _shown(dict(stride=strides, padding=tuple((p, p) for p in pads), dilation=dilations), _CONV_DEFAULTS)
+    sides = tuple((p, p) for p in pads)
+    _check_fits("unfold", input, x.shape[2:], kernel, dilations, sides)
+    params = _shown(dict(stride=strides, padding=sides, dilation=dilations), _CONV_DEFAULTS)
     out = Im2Col.apply(x, kernel=kernel, **params)
     return out if batched else out[0]
 
