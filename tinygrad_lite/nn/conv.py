@@ -601,41 +601,50 @@ def _avg_divisor(x: np.ndarray | Tensor, kernel: Pair, stride: Pair, padding: Pa
     return np.multiply.outer(counts[0], counts[1]).astype(x.dtype)
 
 
+def _avg_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padding2d, out: Pair,
+                        divisor: np.ndarray) -> np.ndarray:
+    """x (N, C, H, W) -> each window's sum over its divisor (N, C, Ho, Wo), a part of the batch per core."""
+    layout, offsets = _channels_last(x), list(_offsets(kernel, stride, (1, 1), out))
+    total = _empty((*x.shape[:2], *out), x.dtype, layout, 0.0)
+
+    def part(items: slice) -> None:
+        xp = _padded(x[items], padding, 0.0, layout) if any(map(any, padding)) else x[items]
+        for _, rows, cols in offsets:
+            total[items] += xp[:, :, rows, cols]
+        total[items] /= divisor
+
+    _batch_parts(part, len(x), total[0].size * len(offsets) * _PASS_COST)
+    return total
+
+
+def _avg_pool2d_backward(g: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair, padding: Padding2d,
+                         out: Pair, divisor: np.ndarray) -> np.ndarray:
+    """Each window's gradient over its divisor, spread evenly back over the window."""
+    padded_shape = (*x_shape[:2], x_shape[2] + sum(padding[0]), x_shape[3] + sum(padding[1]))
+    gxp = _empty(padded_shape, g.dtype, _channels_last(g), 0.0)
+    offsets = list(_offsets(kernel, stride, (1, 1), out))
+
+    def part(items: slice) -> None:
+        share = g[items] / divisor
+        for _, rows, cols in offsets:
+            gxp[items][:, :, rows, cols] += share
+
+    _batch_parts(part, len(g), g[0].size * len(offsets) * _PASS_COST)
+    return _crop(gxp, padding, x_shape)
+
+
 class AvgPooling(Function):
-    """avg_pool2d: each window's sum over its divisor; the gradient spreads back evenly. A part of the batch
-    per core, each way."""
+    """avg_pool2d: each window's sum over its divisor; the gradient spreads back evenly."""
 
     def forward(self, x, kernel=(1, 1), stride=None, padding=(0, 0), ceil_mode=False, count_include_pad=True,
                 divisor_override=None):
         out, pads = _pool_layout(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
         divisor = _avg_divisor(x, kernel, stride or kernel, pads, out, count_include_pad, divisor_override)
-        self.x_shape, self.layout = x.shape, _channels_last(x)
-        self.geometry = (kernel, stride or kernel, pads, out, divisor)
-        offsets = list(_offsets(kernel, stride or kernel, (1, 1), out))
-        total = _empty((*x.shape[:2], *out), x.dtype, self.layout, 0.0)
-
-        def part(items: slice) -> None:
-            xp = _padded(x[items], pads, 0.0, self.layout) if any(map(any, pads)) else x[items]
-            for _, rows, cols in offsets:
-                total[items] += xp[:, :, rows, cols]
-            total[items] /= divisor
-
-        _batch_parts(part, len(x), total[0].size * len(offsets) * _PASS_COST)
-        return total
+        self.x_shape, self.geometry = x.shape, (kernel, stride or kernel, pads, out, divisor)
+        return _avg_pool2d_forward(x, *self.geometry)
 
     def backward(self, g):
-        kernel, stride, padding, out, divisor = self.geometry
-        padded_shape = (*self.x_shape[:2], self.x_shape[2] + sum(padding[0]), self.x_shape[3] + sum(padding[1]))
-        gxp = _empty(padded_shape, g.dtype, self.layout, 0.0)
-        offsets = list(_offsets(kernel, stride, (1, 1), out))
-
-        def part(items: slice) -> None:
-            share = g[items] / divisor
-            for _, rows, cols in offsets:
-                gxp[items][:, :, rows, cols] += share
-
-        _batch_parts(part, len(g), g[0].size * len(offsets) * _PASS_COST)
-        return (_crop(gxp, padding, self.x_shape),)
+        return (_avg_pool2d_backward(g, self.x_shape, *self.geometry),)
 
 
 def avg_pool2d(input: Tensor, kernel_size: int | Pair, stride: int | Pair | None = None, padding: int | Pair = 0,
@@ -774,6 +783,54 @@ def _stats_axes(x: np.ndarray | Tensor) -> tuple[int, ...]:
     return (0,) + tuple(range(2, x.ndim))
 
 
+def _batch_norm_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: float,
+                        momentum: float, running_mean: np.ndarray | None, running_var: np.ndarray | None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(out, centred (numbers, C), rstd (C,)) of batch norm in training mode; the running statistics (if given)
+    move in place. The rows of the (numbers, C) matrix are shared among the cores."""
+    rows, shape = _channel_rows(x)
+    m, c = rows.shape
+    centred, out = np.empty_like(rows), np.empty_like(rows)
+    mean = _row_sums(lambda part: np.ones(len(part), rows.dtype) @ part, rows) / m
+    var = _row_sums(lambda part, into: _centre(part, mean, into), rows, centred) / m
+    if running_mean is not None:
+        _update_running(running_mean, mean, momentum)
+        _update_running(running_var, var * (m / (m - 1)), momentum)
+    rstd = 1.0 / np.sqrt(var + eps)
+    scale = rstd if weight is None else rstd * weight
+
+    def normalise(part: slice) -> None:
+        np.multiply(centred[part], scale, out=out[part])
+        if bias is not None:
+            out[part] += bias
+
+    _batch_parts(normalise, m, c * 2 * _PASS_COST)
+    return _from_channel_rows(out, shape), centred, rstd
+
+
+def _batch_norm_backward(g: np.ndarray, centred: np.ndarray, rstd: np.ndarray, weight: np.ndarray | None,
+                         needs: tuple[bool, ...]) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(dx or None, dweight, dbias) from g, the centred input and rstd of the forward."""
+    g_rows, shape = _channel_rows(g)
+    m, c = centred.shape
+    sum_g = _row_sums(lambda part: np.ones(len(part), g_rows.dtype) @ part, g_rows)
+    sum_gc = _row_sums(lambda part, other: np.einsum("ij,ij->j", part, other), g_rows, centred)
+    gx = None
+    if needs[0]:
+        scale = rstd if weight is None else rstd * weight
+        per_centred, shift = -scale * rstd * rstd * sum_gc / m, -scale * sum_g / m
+        gx = np.empty_like(centred)
+
+        def input_grad(part: slice) -> None:
+            np.multiply(centred[part], per_centred, out=gx[part])
+            gx[part] += shift
+            gx[part] += g_rows[part] * scale
+
+        _batch_parts(input_grad, m, c * 4 * _PASS_COST)
+        gx = _from_channel_rows(gx, shape)
+    return gx, sum_gc * rstd, sum_g
+
+
 class BatchNormalization(Function):
     """batch_norm in training mode: normalise each channel over the batch (and positions), scale and shift.
 
@@ -783,57 +840,17 @@ class BatchNormalization(Function):
     rstd Σ(g centred), dx = weight rstd (g - Σg / n - centred rstd² Σ(g centred) / n).
 
     The work runs on the (numbers, C) matrix of the input with the channels last (a view of a convolution's
-    output, a copy otherwise), its rows shared among the cores; per-channel sums are products with ones.
+    output, a copy otherwise); per-channel sums are products with ones.
     """
 
     def forward(self, x, weight=None, bias=None, eps=1e-5, momentum=0.1, running_mean=None, running_var=None):
-        rows, self.shape = _channel_rows(x)
-        m, c = rows.shape
-        centred, out = np.empty_like(rows), np.empty_like(rows)
-        sums = _row_sums(lambda part: np.ones(len(part), rows.dtype) @ part, rows)
-        mean = sums / m
-        squares = _row_sums(lambda part, into: _centre(part, mean, into), rows, centred)
-        var = squares / m
-        if running_mean is not None:
-            _update_running(running_mean, mean, momentum)
-            _update_running(running_var, var * (m / (m - 1)), momentum)
-        rstd = 1.0 / np.sqrt(var + eps)
-        scale = rstd if weight is None else rstd * weight
-
-        def normalise(part: slice) -> None:
-            np.multiply(centred[part], scale, out=out[part])
-            if bias is not None:
-                out[part] += bias
-
-        _batch_parts(normalise, m, c * 2 * _PASS_COST)
-        self.centred, self.rstd, self.weight = centred, rstd, weight
-        return _from_channel_rows(out, self.shape)
+        out, self.centred, self.rstd = _batch_norm_forward(x, weight, bias, eps, momentum, running_mean, running_var)
+        self.weight = weight
+        return out
 
     def backward(self, g):
-        centred, rstd, weight = self.centred, self.rstd, self.weight
-        g_rows = _channel_rows(g)[0]
-        m, c = centred.shape
-        sum_g = _row_sums(lambda part: np.ones(len(part), g_rows.dtype) @ part, g_rows)
-        sum_gc = _row_sums(lambda part, other: np.einsum("ij,ij->j", part, other), g_rows, centred)
-        needs = self.needs_input_grad
-        grads: list[np.ndarray | None] = [None] * len(needs)
-        if needs[0]:
-            scale = rstd if weight is None else rstd * weight
-            per_centred, shift = -scale * rstd * rstd * sum_gc / m, -scale * sum_g / m
-            gx = np.empty_like(centred)
-
-            def input_grad(part: slice) -> None:
-                np.multiply(centred[part], per_centred, out=gx[part])
-                gx[part] += shift
-                gx[part] += g_rows[part] * scale
-
-            _batch_parts(input_grad, m, c * 4 * _PASS_COST)
-            grads[0] = _from_channel_rows(gx, self.shape)
-        if len(needs) > 1 and needs[1]:
-            grads[1] = sum_gc * rstd
-        if len(needs) > 2 and needs[2]:
-            grads[2] = sum_g
-        return tuple(grads)
+        gx, gw, gb = _batch_norm_backward(g, self.centred, self.rstd, self.weight, self.needs_input_grad)
+        return (gx, gw, gb)[:len(self.needs_input_grad)]
 
 
 def _channel_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
