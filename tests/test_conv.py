@@ -537,6 +537,8 @@ ERRORS = {
                               ["avg_pool2d", r"\(1, 1, 3, 3\) is too small for kernel_size \(4, 4\)"]),
     "pool stride": (lambda: F.max_pool2d(f32(1, 1, 8, 8), 2, stride=-1), ValueError,
                     ["max_pool2d", "stride must be positive, got -1"]),
+    "pool module stride": (lambda: nn.AvgPool2d(2, stride=0)(f32(1, 1, 8, 8)), ValueError,
+                           ["avg_pool2d", "stride must be positive, got 0"]),
     "divisor override": (lambda: F.avg_pool2d(f32(1, 1, 8, 8), 2, divisor_override=0), ValueError,
                          ["avg_pool2d", "divisor_override must be a non-zero int, got 0"]),
     "adaptive output size": (lambda: F.adaptive_avg_pool2d(f32(1, 1, 8, 8), (0, 2)), ValueError,

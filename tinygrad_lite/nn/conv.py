@@ -1029,9 +1029,8 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size: int | Pair, stride: int | Pair | None = None, padding: int | Pair = 0,
                  dilation: int | Pair = 1, return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
-        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride or kernel_size, padding, \
-            dilation
-        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
+        self.padding, self.dilation, self.return_indices, self.ceil_mode = padding, dilation, return_indices, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
@@ -1048,7 +1047,8 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size: int | Pair, stride: int | Pair | None = None, padding: int | Pair = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
+        self.padding = padding
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
