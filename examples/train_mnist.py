@@ -211,10 +211,16 @@ def randomly_shifted(images: np.ndarray, most: int, rng: np.random.Generator) ->
     return windows[np.arange(len(images)), rows, cols][:, None].copy()
 
 
+def training_size(n: int, args: argparse.Namespace) -> int:
+    """Images per epoch: n, or five times n on the expanded data (what network3.py's L2 term and the
+    schedules count batches of)."""
+    return n * (1 + len(SHIFTS)) if args.expand else n
+
+
 def train_epoch(model, opt, sched, x, y, args, epoch: int) -> float:
     """One pass over (x, y) in a seeded order; returns the mean training loss."""
     rng = np.random.default_rng([args.seed, epoch])
-    order = rng.permutation(len(x) * (1 + len(SHIFTS) if args.expand else 1))
+    order = rng.permutation(training_size(len(x), args))
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     for i, dropout in enumerate(dropouts):  # per-epoch seeds: a resumed run draws the same masks
         dropout.rng = np.random.default_rng([args.seed, epoch, 1, i])
@@ -282,7 +288,7 @@ def main(argv: list[str] | None = None) -> float:
         x_all, x_test = x_all.reshape(-1, 1, SIDE, SIDE), x_test.reshape(-1, 1, SIDE, SIDE)
     x_train, y_train = x_all[:N_TRAIN], y_all[:N_TRAIN]
     x_val, y_val = x_all[N_TRAIN:], y_all[N_TRAIN:]
-    model, opt, sched = build(args, len(x_train) // args.batch_size)
+    model, opt, sched = build(args, training_size(len(x_train), args) // args.batch_size)
     history: dict[str, list[float]] = {"loss": [], "val_acc": [], "test_acc": []}
     start = 0
     if args.resume:

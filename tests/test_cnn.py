@@ -151,7 +151,10 @@ def test_training_script_runs_a_cnn(small_mnist, tmp_path, capsys, model, extra)
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith(f"model: {model}, ") and ("expanded data" in lines[0]) == bool(extra)
     assert lines[-1] == f"test accuracy: {accuracy:.2f}%"
-    assert tl.load(tmp_path / "cnn.npz")["config"]["model"] == model
+    checkpoint = tl.load(tmp_path / "cnn.npz")
+    assert checkpoint["config"]["model"] == model
+    if model == "nielsen-relu":  # network3.py's lambda / batches per epoch, the expanded epoch's 2,500 / 50
+        assert checkpoint["optimizer"]["param_groups"][0]["weight_decay"] == pytest.approx(0.1 / 50)
 
 
 def test_training_script_refuses_to_resume_another_model(small_mnist, tmp_path, capsys):
