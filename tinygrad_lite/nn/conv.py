@@ -217,10 +217,13 @@ def _conv2d_backward(g: np.ndarray, cols: np.ndarray, weight: np.ndarray, x_shap
     gx = _empty((n, groups * cg, x_shape[2] + sum(padding[0]), x_shape[3] + sum(padding[1])), g.dtype, True,
                 0.0).transpose(0, 2, 3, 1) if needs[0] else None  # (N, Hp, Wp, C)
     gw_parts: dict[int, np.ndarray] = {}
+    gb_parts: dict[int, np.ndarray] = {}
 
     def part(items: slice) -> None:
         rows = slice(items.start * per_item, items.stop * per_item)
         g_part = gm[rows].reshape(-1, groups, og).transpose(1, 0, 2)  # (g, m, O/g)
+        if needs[2]:
+            gb_parts[items.start] = np.ones(len(g_part[0]), dtype=g.dtype) @ gm[rows]
         if needs[1]:  # (windowsᵀ g)ᵀ: five times faster than gᵀ windows for the first layer's K = 25
             gw_parts[items.start] = np.matmul(cols[:, rows].transpose(0, 2, 1), g_part)
         if gx is not None:
@@ -236,7 +239,7 @@ def _conv2d_backward(g: np.ndarray, cols: np.ndarray, weight: np.ndarray, x_shap
     if needs[1]:
         total = sum(gw_parts.values()).transpose(0, 2, 1)  # (g, O/g, K)
         grad_w = total.reshape(groups, og, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(weight.shape)
-    grad_b = np.ones(len(gm), dtype=g.dtype) @ gm if needs[2] else None
+    grad_b = sum(gb_parts.values()) if needs[2] else None
     grad_x = None if gx is None else _crop(gx.transpose(0, 3, 1, 2), padding, x_shape)
     return grad_x, grad_w, grad_b
 
