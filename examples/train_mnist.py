@@ -223,7 +223,7 @@ def train_epoch(model, opt, sched, x, y, args, epoch: int) -> float:
     order = rng.permutation(training_size(len(x), args))
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     for i, dropout in enumerate(dropouts):  # per-epoch seeds: a resumed run draws the same masks
-        dropout.rng = np.random.default_rng([args.seed, epoch, 1, i])
+        dropout.rng = np.random.default_rng([args.seed, epoch, 1] + ([i] if i else []))  # the MLP's as before
     shift_rng = np.random.default_rng([args.seed, epoch, 2])
     bs, total = args.batch_size, 0.0
     n_steps = len(order) // bs
