@@ -816,8 +816,8 @@ def _batch_norm_backward(g: np.ndarray, centred: np.ndarray, rstd: np.ndarray, w
     """(dx or None, dweight, dbias) from g, the centred input and rstd of the forward."""
     g_rows, shape = _channel_rows(g)
     m, c = centred.shape
-    sum_g = _row_sums(lambda part: np.ones(len(part), g_rows.dtype) @ part, g_rows)
-    sum_gc = _row_sums(lambda part, other: np.einsum("ij,ij->j", part, other), g_rows, centred)
+    sum_g, sum_gc = _row_sums(lambda part, other: np.stack([np.ones(len(part), part.dtype) @ part,
+                                                            np.einsum("ij,ij->j", part, other)]), g_rows, centred)
     gx = None
     if needs[0]:
         scale = rstd if weight is None else rstd * weight
