@@ -157,6 +157,25 @@ def test_training_script_runs_a_cnn(small_mnist, tmp_path, capsys, model, extra)
         assert checkpoint["optimizer"]["param_groups"][0]["weight_decay"] == pytest.approx(0.1 / 50)
 
 
+def write_idx(path, array: np.ndarray) -> None:
+    """An uncompressed IDX file of uint8 `array` (type code 0x08), as MNIST's files are before gzip."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_any_folder_of_mnist_format_files_trains_a_cnn(tmp_path, capsys, monkeypatch):
+    """--data-dir takes any folder holding the four files under MNIST's names (here uncompressed)."""
+    rng = np.random.default_rng(5)
+    for split, n in (("train", 80), ("t10k", 20)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    script = _train_script()
+    monkeypatch.setattr(script, "N_TRAIN", 60)
+    accuracy = script.main(["--model", "nielsen-2conv", "--epochs", "1", "--data-dir", str(tmp_path),
+                            "--checkpoint", str(tmp_path / "fake.npz")])
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"test accuracy: {accuracy:.2f}%"
+
+
 def test_training_script_refuses_to_resume_another_model(small_mnist, tmp_path, capsys):
     small_mnist.main(["--model", "nielsen-1conv", "--epochs", "1", "--batch-size", "100",
                       "--checkpoint", str(tmp_path / "one.npz")])
