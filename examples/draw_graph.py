@@ -4,6 +4,8 @@
     python examples/draw_graph.py mlp --depth 1 -o mlp.svg      # Nielsen's MNIST MLP, one node per layer
     python examples/draw_graph.py gpt --depth 1 -o gpt.svg      # the GPT: embeddings, each Block, ln_f, lm_head
     python examples/draw_graph.py gpt --trace                   # every module call and op with its shapes
+    python examples/draw_graph.py cnn --depth 2 -o cnn.svg      # the default CNN: each conv block's layers
+    python examples/draw_graph.py cnn --config nielsen-2conv --trace   # Nielsen's net: (B, 1, 28, 28) -> ...
 
 `-o` picks the format from the extension (.svg, .png, .pdf through graphviz's `dot`; .dot
 writes the source, which needs no `dot`). Without `-o` the DOT source is printed.
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.cnn import CNN, CONFIGS
 from models.gpt import GPT, GPTConfig
 from models.mlp import MLP
 from tinygrad_lite import Tensor, cli, viz
@@ -66,9 +69,16 @@ def gpt(batch: int) -> tuple[GPT, tuple[Tensor, Tensor], dict[str, int]]:
     return GPT(config, seed=0), (idx, targets), dims
 
 
-def model_loss(model: MLP | GPT, inputs: tuple[Tensor, Tensor], grads: bool) -> Tensor:
-    """The model's loss on (inputs, targets), recorded with module paths: the GPT's mean cross-entropy, the MLP's
-    quadratic cost C = 1/(2B) sum ||a - y||², as in Nielsen's network.py."""
+def cnn(batch: int, config: str) -> tuple[CNN, tuple[Tensor, Tensor], dict[str, int]]:
+    """A CNN of models/cnn.py, a batch of random images and labels, and the batch's name."""
+    images = Tensor.uniform(batch, 1, 28, 28, seed=0)
+    images.name = "images"
+    return CNN(CONFIGS[config], seed=0), (images, Tensor(np.arange(batch) % 10)), {"B": batch}
+
+
+def model_loss(model: MLP | GPT | CNN, inputs: tuple[Tensor, Tensor], grads: bool) -> Tensor:
+    """The model's loss on (inputs, targets), recorded with module paths: the GPT's and the CNN's mean
+    cross-entropy, the MLP's quadratic cost C = 1/(2B) sum ||a - y||², as in Nielsen's network.py."""
     x, targets = inputs
     with viz.record(model):
         if isinstance(model, GPT):
@@ -83,11 +93,13 @@ def model_loss(model: MLP | GPT, inputs: tuple[Tensor, Tensor], grads: bool) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["expr", "mlp", "gpt"])
+    parser.add_argument("what", choices=["expr", "mlp", "gpt", "cnn"])
+    parser.add_argument("--config", choices=list(CONFIGS), default="cnn", help="which CNN (default: cnn)")
     parser.add_argument("--depth", type=int, default=None, help="collapse module calls at this depth into one node")
     parser.add_argument("--grads", action="store_true", help="run backward and show values and gradients")
     parser.add_argument("--lr", action="store_true", help="lay the graph out left to right")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 4; 12 for the gpt trace)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size (default: 4; 12 for the gpt trace; 16 for the cnn, no size of its own)")
     parser.add_argument("--trace", action="store_true", help="print the shape trace instead of drawing")
     parser.add_argument("--markdown", action="store_true", help="print the trace as a Markdown table")
     parser.add_argument("-o", "--output", type=Path, default=None, help="file to write (.svg, .png, .pdf, .dot)")
@@ -95,11 +107,14 @@ def main() -> None:
 
     if args.what == "expr":
         if args.trace or args.depth is not None:
-            parser.error("--trace and --depth need a model: choose mlp or gpt")
+            parser.error("--trace and --depth need a model: choose mlp, gpt or cnn")
         root = neuron(args.grads)
     else:
-        build = mnist_mlp if args.what == "mlp" else gpt
-        model, inputs, dims = build(args.batch or (12 if args.trace and args.what == "gpt" else 4))
+        if args.what == "cnn":
+            model, inputs, dims = cnn(args.batch or 16, args.config)
+        else:
+            build = mnist_mlp if args.what == "mlp" else gpt
+            model, inputs, dims = build(args.batch or (12 if args.trace and args.what == "gpt" else 4))
         if args.trace:
             table = viz.trace(model, inputs[0], dims=dims, depth=args.depth)
             print(table.to_markdown() if args.markdown else table)

@@ -88,6 +88,12 @@ GRADCHECK = "python examples/gradcheck_experiments.py"
 ATTENTION_QUICK = (f"{TINY_GPT} --steps 4 --eval-interval 2 --eval-windows 4 --final-windows 4 --sample-chars 10 "
                    "--variants dot/causal,dot/anti_causal")
 
+CNN_QUICK = "--epochs 1 --train-size 300"
+LADDER = {"nielsen-1conv": 15, "nielsen-2conv": 15, "nielsen-relu": 15, "nielsen-expanded": 3, "nielsen-dropout": 3}
+BENCH_CNN_QUICK = "--runs 1 --steps 1 --warmup 0 --skip-scaling"
+BENCH_CNN_GRAB = {"tinygrad_lite ms": r"^tinygrad_lite +([\d.]+)", "PyTorch ms": r"^PyTorch +([\d.]+)",
+                  "ratio to PyTorch": r"^ratio: median ([\d.]+)x"}
+
 FIGURES = [
     Figure("mnist-classic", "Nielsen's network ([784, 30, 10] sigmoid, quadratic cost, SGD 3.0, batch 10, 30 epochs)",
            f"{MNIST} --classic", quick="--epochs 1", grab=MNIST_GRAB, data="mnist"),
@@ -115,6 +121,35 @@ FIGURES = [
     Figure("gradcheck-bug", "a planted softmax-backward bug", f"{GRADCHECK} bug", quote=r"FAIL|reported"),
     Figure("gradcheck-attention", "the gradient reaching q, scaled and unscaled", f"{GRADCHECK} attention",
            quote=r"^ +\d+ +\d|^scores|changes by"),
+    Figure("mnist-cnn", "the default CNN (two conv blocks with batch norm, 8 epochs of Adam, shifted images)",
+           f"{MNIST} --model cnn --plot mnist_cnn.png", "--plot docs/img/cnn_mnist.png", CNN_QUICK, MNIST_GRAB,
+           speed=True, data="mnist"),
+    *(Figure(f"mnist-{name}", f"Nielsen's chapter-6 network {name}, {epochs} epochs",
+             f"{MNIST} --model {name} --epochs {epochs}", quick=CNN_QUICK, grab=MNIST_GRAB, speed=True, data="mnist")
+      for name, epochs in LADDER.items()),
+    Figure("cnn-pictures", "the default CNN's first-layer filters and one digit's feature maps",
+           "python examples/cnn_pictures.py --checkpoint checkpoints/mnist_cnn.npz",
+           "--filters docs/img/cnn_filters.png --features docs/img/cnn_features.png", needs=("mnist-cnn",),
+           quote=r"^wrote", data="mnist"),
+    Figure("cnn-pictures-nielsen", "nielsen-1conv's learned filters",
+           "python examples/cnn_pictures.py --checkpoint checkpoints/mnist_nielsen-1conv.npz --filters "
+           "nielsen_filters.png", "--filters docs/img/cnn_filters_nielsen.png --features nielsen_features.png",
+           needs=("mnist-nielsen-1conv",), quote=r"^wrote", data="mnist"),
+    Figure("bench-cnn", "one training step of the default CNN against PyTorch, 2 threads",
+           "python benchmarks/bench_cnn.py", quick=BENCH_CNN_QUICK, grab=BENCH_CNN_GRAB,
+           quote=r"^ +(16|32|64|128|256) ", speed=True),
+    Figure("bench-cnn-passive", "the same, PyTorch's OpenMP threads sleeping instead of spinning",
+           "OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_cnn.py", quick=BENCH_CNN_QUICK, grab=BENCH_CNN_GRAB,
+           speed=True),
+    Figure("bench-cnn-1-thread", "the same, 1 thread each", "python benchmarks/bench_cnn.py --threads 1",
+           quick=BENCH_CNN_QUICK, grab=BENCH_CNN_GRAB, speed=True),
+    Figure("bench-cnn-profile", "where the engine's CNN step goes, op by op",
+           "python benchmarks/bench_cnn.py --profile --threads 1", quick="--steps 1 --warmup 0", quote=r"%",
+           speed=True),
+    Figure("picture-cnn", "the default CNN at depth 2",
+           "python examples/draw_graph.py cnn --depth 2 -o docs/img/cnn_depth2.svg"),
+    Figure("cnn-trace", "the shape trace of nielsen-2conv",
+           "python examples/draw_graph.py cnn --config nielsen-2conv --trace", quote=r"^(\(model\)|conv|fc|pool)"),
     Figure("gradcheck-hessian", "the Hessian of cross-entropy by double backward", f"{GRADCHECK} hessian",
            quote=r"^ *(uniform|random|confident|two-way)"),
     Figure("gradcheck-sharpness", "the top Hessian eigenvalue along gradient descent", f"{GRADCHECK} sharpness",

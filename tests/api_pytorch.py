@@ -42,6 +42,18 @@ PYTORCH: dict[str, str] = {
                  "fast= is torch's fast_mode=; same eps, atol and rtol defaults",
     "gradgradcheck": "differs as gradcheck does (*inputs); same tolerances; grad_outputs= as torch's; the error also "
                      "names the ops that fail on their own",
+    "nn.Conv1d": "same: stride, padding (int, tuple, 'same', 'valid'), dilation, groups, bias, padding_mode",
+    "nn.Conv2d": "same: stride, padding (int, tuple, 'same', 'valid'), dilation, groups, bias, padding_mode",
+    "nn.MaxPool2d": "same: kernel_size, stride, padding, dilation, ceil_mode, return_indices; ties as torch",
+    "nn.AvgPool2d": "same: count_include_pad, ceil_mode, divisor_override",
+    "nn.AdaptiveAvgPool2d": "same",
+    "nn.BatchNorm1d": "same: running statistics as buffers, train/eval, momentum (None: a cumulative average)",
+    "nn.BatchNorm2d": "same: running statistics as buffers, train/eval, momentum (None: a cumulative average)",
+    "nn.functional.conv1d": "same", "nn.functional.conv2d": "same", "nn.functional.max_pool2d": "same",
+    "nn.functional.avg_pool2d": "same", "nn.functional.adaptive_avg_pool2d": "same",
+    "nn.functional.pad": "same: constant, reflect, replicate, circular",
+    "nn.functional.unfold": "same (im2col)", "nn.functional.batch_norm": "same",
+    "nn.conv.*": FUSED + "; and their references, the same maths from primitive ops",
     "cli.*": "not in PyTorch: how the example scripts end a user's mistake in one line (exit status 2)",
     "profiler.*": "not in PyTorch as such: torch.profiler.profile(record_shapes=...) is the closest; here each op's "
                   "forward and backward time, exclusive of the ops it runs",

@@ -2,7 +2,8 @@
 and second derivatives (create_graph differentiates the reference), over hypothesis inputs.
 
 The fused ops: linear, layer norm, cross-entropy (indices, probabilities, weights, label smoothing, ignored
-targets), GELU (exact and tanh) and attention (tests/test_attention.py holds it to its twin too).
+targets), GELU (exact and tanh), attention (tests/test_attention.py holds it to its twin too), and the
+convolution, pooling, unfold and batch-norm kernels of nn/conv.py (tests/test_conv.py checks them against torch).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import arrays, shapes
+from strategies import arrays, distinct_arrays, shapes
 
 import tinygrad_lite.nn.functional as F
 from tinygrad_lite import Tensor, gradgradcheck
@@ -108,3 +109,51 @@ def test_attention(dims, causal, dropout, seed):
     params = dict(mask=None, is_causal=causal, dropout_p=0.3 if dropout else 0.0, keep=keep)
     check(lambda *qkv: ScaledDotProductAttention.apply(*qkv, **params),
           lambda *qkv: ScaledDotProductAttention.reference(*qkv, **params), q, k, v)
+
+
+# ---- convolutions and pooling (tinygrad_lite/nn/conv.py) ----------------------------------------------------
+
+
+@FAST
+@given(data=st.data(), stride=st.integers(1, 2), dilation=st.integers(1, 2), padding=st.integers(0, 1),
+       groups=st.sampled_from([1, 2]), bias=st.booleans())
+def test_convolution(data, stride, dilation, padding, groups, bias):
+    from tinygrad_lite.nn.conv import Convolution
+
+    c_in, c_out = 4, 2  # both divisible by every groups value drawn
+    x = data.draw(arrays((1, c_in, 4, 4)))
+    w = data.draw(arrays((c_out, c_in // groups, 2, 2)))
+    b = data.draw(arrays((c_out,)))
+    params = dict(stride=(stride, stride), padding=((padding, padding), (padding, padding)),
+                  dilation=(dilation, dilation), groups=groups)
+    inputs = (x, w, b) if bias else (x, w)
+    check(lambda *t: Convolution.apply(*t, **params), lambda *t: Convolution.reference(*t, **params), *inputs)
+
+
+@FAST
+@given(data=st.data(), op=st.sampled_from(["max", "avg", "unfold"]), stride=st.integers(1, 2),
+       ceil_mode=st.booleans())
+def test_pooling_and_unfold(data, op, stride, ceil_mode):
+    from tinygrad_lite.nn.conv import AvgPooling, Im2Col, MaxPooling
+
+    x = data.draw(distinct_arrays((1, 2, 4, 5)))  # distinct: no ties inside a window
+    if op == "unfold":
+        fn, params = Im2Col, dict(kernel=(2, 2), stride=(stride, stride), padding=((1, 1), (0, 0)), dilation=(1, 1))
+    elif op == "max":
+        fn, params = MaxPooling, dict(kernel=(2, 2), stride=(stride, stride), padding=(1, 0), ceil_mode=ceil_mode)
+    else:
+        fn, params = AvgPooling, dict(kernel=(2, 3), stride=(stride, stride), padding=(1, 1), ceil_mode=ceil_mode,
+                                      count_include_pad=False)
+    check(lambda t: fn.apply(t, **params), lambda t: fn.reference(t, **params), x)
+
+
+@FAST
+@given(data=st.data(), affine=st.sampled_from([0, 1, 2]), spatial=st.booleans())
+def test_batch_norm_in_training_mode(data, affine, spatial):
+    from tinygrad_lite.nn.conv import BatchNormalization
+
+    shape = (3, 2, 2, 2) if spatial else (4, 3)
+    x = data.draw(arrays(shape)) + np.arange(np.prod(shape)).reshape(shape) * 0.05  # no constant channel
+    extra = [data.draw(arrays((shape[1],))) for _ in range(affine)]
+    check(lambda t, *wb: BatchNormalization.apply(t, *wb, eps=1e-5, momentum=0.1),
+          lambda t, *wb: BatchNormalization.reference(t, *wb, eps=1e-5, momentum=0.1), x, *extra)

@@ -1,6 +1,7 @@
 """Neural-network building blocks: `Module`, layers, losses, `functional`, `init` and `utils`."""
 
 from . import functional, init, utils
+from .conv import AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, MaxPool2d  # noqa: F401
 from .layers import (
     ELU,
     GELU,

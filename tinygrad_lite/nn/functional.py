@@ -21,6 +21,7 @@ from .. import perf
 from ..ops import broadcast_shape
 from ..tensor import Function, Tensor
 from .attention import dropout_mask, scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
+from .conv import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv1d, conv2d, max_pool2d, pad, unfold  # noqa: F401
 
 # ---- linear ---------------------------------------------------------------------------------
 
