@@ -50,10 +50,13 @@ def engine_step(model: GPT, optimizer, x: Tensor, y: Tensor) -> float:
     return loss.item()
 
 
-def torch_model(config: GPTConfig, weights: dict[str, np.ndarray]):
-    """The same GPT in PyTorch with explicit masked attention, loaded with the engine's initial weights."""
+def torch_model(config: GPTConfig, weights: dict[str, np.ndarray], attention: str = "explicit"):
+    """The same GPT in PyTorch, loaded with the engine's initial weights. `attention`: "explicit" (q kᵀ,
+    masked_fill, softmax, @ v, as written out by hand) or "sdpa" (F.scaled_dot_product_attention, as nanoGPT)."""
     nn, F = torch.nn, torch.nn.functional
     C, nh = config.n_embd, config.n_head
+    if attention not in ("explicit", "sdpa"):
+        raise ValueError(f"torch_model: attention must be 'explicit' or 'sdpa', got {attention!r}")
 
     class Attention(nn.Module):
         def __init__(self):
@@ -64,9 +67,12 @@ def torch_model(config: GPTConfig, weights: dict[str, np.ndarray]):
         def forward(self, x):
             B, T, _ = x.shape
             q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // nh))
-            att = att.masked_fill(~self.mask[:T, :T], float("-inf")).softmax(dim=-1)
-            return self.c_proj((att @ v).transpose(1, 2).contiguous().view(B, T, C))
+            if attention == "sdpa":
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // nh))
+                y = att.masked_fill(~self.mask[:T, :T], float("-inf")).softmax(dim=-1) @ v
+            return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
     class Block(nn.Module):
         def __init__(self):
@@ -90,7 +96,7 @@ def torch_model(config: GPTConfig, weights: dict[str, np.ndarray]):
             for block in self.h:
                 x = block(x)
             logits = self.ln_f(x) @ self.wte.weight.T
-            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
 
     model = TorchGPT()
     renamed = {k.replace("mlp.c_fc", "mlp.0").replace("mlp.c_proj", "mlp.2"): torch.from_numpy(v.copy())
