@@ -9,4 +9,4 @@ if ! command -v dot >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq graphviz >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q -e ".[dev,torch,plot,hf,perf]"
+.venv/bin/python -m pip install -q -e ".[dev,torch,plot,hf]"

@@ -1,184 +1,210 @@
-"""Compiled loops for the engine's hottest elementwise and row-wise work, used when numba is installed.
+"""Compiled loops for the engine's hottest elementwise and row-wise work, when a C compiler is at hand.
 
 numpy evaluates a formula one operation at a time, each a full pass over memory: Adam's update is
-fourteen passes over every parameter, a layer norm six over its input. A loop that does the whole
-formula per element (or per row) makes one pass. Each kernel below is that loop written in plain
-Python; numba compiles it to vector code (`nogil`, so the parts that `perf.split_across_cores` hands
-out run at once). The ops keep their numpy formulas beside each kernel, for reading and for machines
-without numba, and the tests hold the two to each other (tests/test_kernels.py).
+fourteen passes over every parameter, a layer norm six over its input, the tanh GELU nine. A loop that
+does the whole formula per element (or per row) makes one. The loops are in kernels.c; the ops keep
+their numpy formulas beside them, for reading and for machines without a compiler, and the tests hold
+the two to each other (tests/test_kernels.py).
 
-`enabled()` says whether the kernels are in use: numba is importable and the environment does not
-set TINYGRAD_LITE_COMPILED=0. `use_compiled(False)` switches them off inside a block (tests,
-benchmarks). `pip install tinygrad_lite[perf]` installs numba; the first process to call a kernel
-compiles it (about a second each) and caches it on disk for the next ones.
+The first process that needs the loops compiles kernels.c with the system's C compiler ($CC, else cc)
+for float and double into one small library in a cache folder ($TINYGRAD_LITE_CACHE, else
+~/.cache/tinygrad_lite), named by a hash of the source, the compiler and the CPU; later processes load
+it (about a second once per machine, then nothing). Calls go through ctypes, which releases the GIL, so
+the parts that `perf.split_across_cores` hands out run at once. `enabled()` says whether the loops are
+in use: they compiled and the environment does not set TINYGRAD_LITE_COMPILED=0; `use_compiled(False)`
+switches them off inside a block (tests, benchmarks).
 
-The kernels take C-contiguous arrays of one float dtype (float32 or float64) and do their arithmetic
-in that dtype, with scalars passed in it too.
+Every function takes C-contiguous arrays of one dtype, float32 or float64, and computes in it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import math
+import ctypes
+import hashlib
 import os
+import platform
+import shutil
+import subprocess
+import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
+SOURCE = Path(__file__).with_name("kernels.c")
+_DRIVER = """{vector_math}
+#define real float
+#define NAME(f) f##_f32
+#include "kernels.c"
+#undef real
+#undef NAME
+#define real double
+#define NAME(f) f##_f64
+#include "kernels.c"
+"""
+# -ffp-contract=off: no fused multiply-adds, so that a*b + c rounds as numpy's two operations do
+_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared"]
+_SIGNATURES = {  # name: argument kinds, "p" an array, "n" a count, "x" a scalar (passed as a double)
+    "adam": "ppppnxxxxxxx",
+    "layer_norm": "pppxpppnn",
+    "layer_norm_backward": "pppppnn",
+    "gelu_tanh": "pppn",
+    "gelu_tanh_backward": "ppppn",
+}
+_C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "x": ctypes.c_double}
 _OFF = ("0", "false", "no", "off")
-_available = importlib.util.find_spec("numba") is not None  # imported at the first kernel call: no import cost
-_enabled = _available and os.environ.get("TINYGRAD_LITE_COMPILED", "1").strip().lower() not in _OFF
+
+_lock = threading.Lock()
+_library: dict[str, dict[str, ctypes._CFuncPtr]] | None = None
+_loaded = False
+_switched_on = os.environ.get("TINYGRAD_LITE_COMPILED", "1").strip().lower() not in _OFF
 
 
 def available() -> bool:
-    """Whether numba is installed (whether `use_compiled(True)` can switch the kernels on)."""
-    return _available
+    """Whether the loops compiled (compiling them at the first call of the process)."""
+    return _functions() is not None
 
 
 def enabled() -> bool:
-    """Whether the ops run the compiled kernels now."""
-    return _enabled
+    """Whether the ops run the compiled loops now."""
+    return _switched_on and available()
 
 
 @contextlib.contextmanager
 def use_compiled(flag: bool) -> Iterator[None]:
-    """Run the compiled kernels (True) or the numpy formulas (False) inside the block."""
-    global _enabled
-    if flag and not _available:
-        raise RuntimeError("use_compiled: numba is not installed (pip install tinygrad_lite[perf])")
-    before, _enabled = _enabled, bool(flag)
+    """Run the compiled loops (True) or the numpy formulas (False) inside the block."""
+    global _switched_on
+    if flag and not available():
+        raise RuntimeError("use_compiled: the kernels did not compile (no C compiler? set CC to one)")
+    before, _switched_on = _switched_on, bool(flag)
     try:
         yield
     finally:
-        _enabled = before
+        _switched_on = before
 
 
-class _Kernel:
-    """A loop that numba compiles at its first call: without the GIL, and with numpy's error model (a
-    division by zero gives inf, as in numpy, instead of a check per division that keeps the loop from
-    being vectorised). The compiled code is cached on disk for the next process."""
-
-    _lock = threading.Lock()  # the parts of a split may make the first call from two threads at once
-
-    def __init__(self, loop: Callable[..., Any], fastmath: bool | set[str]):
-        self.loop, self.fastmath, self.compiled = loop, fastmath, None
-        self.__doc__, self.__name__ = loop.__doc__, loop.__name__
-
-    def __call__(self, *args: Any) -> Any:
-        if self.compiled is None:
-            with self._lock:
-                if self.compiled is None:
-                    import numba
-
-                    self.compiled = numba.njit(nogil=True, cache=True, error_model="numpy",
-                                               fastmath=self.fastmath)(self.loop)
-        return self.compiled(*args)
+def _cache_dir() -> Path:
+    root = os.environ.get("TINYGRAD_LITE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tinygrad_lite")
+    return Path(root)
 
 
-def _compile(fastmath: bool | set[str] = False) -> Callable[[Callable[..., Any]], _Kernel]:
-    return lambda loop: _Kernel(loop, fastmath)
+def _cpu() -> str:
+    """What -march=native compiles for: the CPU's flags where Linux lists them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), platform.processor())
+    except OSError:
+        return platform.processor() or platform.machine()
 
 
-# Sums along a row may be reassociated (summed in vector lanes) and a * b + c fused: the row statistics
-# differ from numpy's pairwise sums only by round-off. The elementwise kernels keep numpy's exact
-# order of operations, so that the optimizers match PyTorch's updates step for step.
-_ROW_MATH = {"reassoc", "contract", "nsz"}
+def _compile(compiler: str, target: Path, vector_math: bool) -> bool:
+    """Compile the driver into `target` (atomically: processes may race); True when it built."""
+    with tempfile.TemporaryDirectory() as scratch:
+        driver = Path(scratch) / "driver.c"
+        driver.write_text(_DRIVER.format(vector_math="#define VECTOR_MATH" if vector_math else ""))
+        built = Path(scratch) / target.name
+        command = [compiler, *_FLAGS, f"-I{SOURCE.parent}", str(driver), "-o", str(built)]
+        command += ["-lmvec", "-lm"] if vector_math else ["-lm"]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if done.returncode != 0:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(built, staged)
+        os.replace(staged, target)
+        return True
 
 
-@_compile()
-def adam_(p, g, m, v, decay, step_size, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps):
-    """One Adam(W) step in place on flat arrays, in PyTorch's order of operations:
-    p *= decay; m += (g - m)(1 - β1); v = β2 v + (1 - β2) g²; p -= step_size m / (√v / √(1 - β2ᵗ) + eps)."""
-    for i in range(p.size):
-        gi = g[i]
-        mi = m[i] + (gi - m[i]) * one_minus_beta1
-        vi = v[i] * beta2 + gi * gi * one_minus_beta2
-        m[i] = mi
-        v[i] = vi
-        p[i] = p[i] * decay - mi / (np.sqrt(vi) / bias_correction2_sqrt + eps) * step_size
+def _load(path: Path) -> dict[str, ctypes._CFuncPtr] | None:
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError:  # e.g. an older C library without the vector tanh the build linked against
+        return None
+    functions = {}
+    for name, kinds in _SIGNATURES.items():
+        for suffix in ("f32", "f64"):
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes, fn.restype = [_C_TYPES[k] for k in kinds], None
+            functions[f"{name}_{suffix}"] = fn
+    return functions
 
 
-@_compile(_ROW_MATH)
-def layer_norm_rows(x, weight, bias, eps, xhat, rstd, out):
+def _functions() -> dict[str, ctypes._CFuncPtr] | None:
+    """The compiled functions by name ("adam_f32", ...), built or loaded at the first call; None without."""
+    global _library, _loaded
+    if _loaded:
+        return _library
+    with _lock:
+        if not _loaded:
+            _library, _loaded = _build(), True
+    return _library
+
+
+def _build() -> dict[str, ctypes._CFuncPtr] | None:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), _DRIVER, " ".join(_FLAGS), compiler, version, _cpu()])
+                         .encode()).hexdigest()[:16]
+    for vector_math in (True, False):  # glibc's vector tanh if it has one, else the scalar one
+        target = _cache_dir() / f"kernels-{key}-{'vector' if vector_math else 'scalar'}.so"
+        try:
+            if not target.exists() and not _compile(compiler, target, vector_math):
+                continue
+        except OSError:  # the cache folder is not writable
+            return None
+        functions = _load(target)
+        if functions is not None:
+            return functions
+    return None
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _call(name: str, *args: np.ndarray | int | float) -> None:
+    """Call kernel `name` for the dtype of its first array; arrays are passed by address."""
+    first = args[0]
+    fn = _functions()[f"{name}_{'f32' if first.dtype == np.float32 else 'f64'}"]
+    fn(*[_address(a) if isinstance(a, np.ndarray) else a for a in args])
+
+
+def adam_(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, decay: float, step_size: float,
+          one_minus_beta1: float, beta2: float, one_minus_beta2: float, bias_correction2_sqrt: float,
+          eps: float) -> None:
+    """One Adam(W) step in place: p *= decay; m += (g - m)(1 - β1); v = β2 v + (1 - β2) g²;
+    p -= m / (√v / √(1 - β2ᵗ) + eps) · step_size (PyTorch's order of operations; the scalars in p's dtype)."""
+    _call("adam", p, g, m, v, p.size, decay, step_size, one_minus_beta1, beta2, one_minus_beta2,
+          bias_correction2_sqrt, eps)
+
+
+def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float, xhat: np.ndarray,
+                    rstd: np.ndarray, out: np.ndarray) -> None:
     """x (N, F) -> xhat = (x - mean) rstd, rstd = 1 / √(var + eps) (N, 1), out = xhat weight + bias, per row."""
-    n, features = x.shape
-    real = x.dtype.type
-    count, one = real(features), real(1)
-    for i in range(n):
-        total = real(0)
-        for j in range(features):
-            total += x[i, j]
-        mean = total / count
-        squares = real(0)
-        for j in range(features):
-            centred = x[i, j] - mean
-            xhat[i, j] = centred
-            squares += centred * centred
-        r = one / np.sqrt(squares / count + eps)
-        rstd[i, 0] = r
-        for j in range(features):
-            h = xhat[i, j] * r
-            xhat[i, j] = h
-            out[i, j] = h * weight[j] + bias[j]
+    _call("layer_norm", x, weight, bias, eps, xhat, rstd, out, x.shape[0], x.shape[1])
 
 
-@_compile(_ROW_MATH)
-def layer_norm_rows_backward(g, xhat, rstd, weight, gx):
-    """dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with dxhat = g weight."""
-    n, features = g.shape
-    real = g.dtype.type
-    count = real(features)
-    for i in range(n):
-        mean_g = real(0)
-        mean_gx = real(0)
-        for j in range(features):
-            gh = g[i, j] * weight[j]
-            mean_g += gh
-            mean_gx += gh * xhat[i, j]
-        mean_g /= count
-        mean_gx /= count
-        r = rstd[i, 0]
-        for j in range(features):
-            gx[i, j] = (g[i, j] * weight[j] - mean_g - xhat[i, j] * mean_gx) * r
+def layer_norm_rows_backward(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, weight: np.ndarray,
+                             gx: np.ndarray) -> None:
+    """gx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with dxhat = g weight."""
+    _call("layer_norm_backward", g, xhat, rstd, weight, gx, g.shape[0], g.shape[1])
 
 
-_GELU_C = math.sqrt(2 / math.pi)
-_GELU_SLOPE = 3 * 0.044715 * _GELU_C
+def gelu_tanh(x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
+    """t = tanh(√(2/π) x (1 + 0.044715 x²)), out = 0.5 x (1 + t), elementwise."""
+    _call("gelu_tanh", x, t, out, x.size)
 
 
-@_compile()
-def gelu_tanh_inner(x, u):
-    """u = √(2/π) x (1 + 0.044715 x²), the argument of GELU's tanh (numpy's vectorised tanh follows)."""
-    real = x.dtype.type
-    a, c, one = real(0.044715), real(_GELU_C), real(1)
-    for i in range(x.size):
-        xi = x[i]
-        u[i] = (xi * xi * a + one) * xi * c
-
-
-@_compile()
-def gelu_tanh_outer(x, t, out):
-    """out = 0.5 x (1 + t), t = tanh(u)."""
-    one, half = x.dtype.type(1), x.dtype.type(0.5)
-    for i in range(x.size):
-        out[i] = (t[i] + one) * x[i] * half
-
-
-@_compile()
-def gelu_tanh_backward(x, t, g, out):
+def gelu_tanh_backward(x: np.ndarray, t: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
     """out = g (0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3 · 0.044715 x²)), the tanh GELU's derivative times g."""
-    real = x.dtype.type
-    k, c, one, half = real(_GELU_SLOPE), real(_GELU_C), real(1), real(0.5)
-    for i in range(x.size):
-        xi, ti = x[i], t[i]
-        slope = xi * xi * k + c
-        out[i] = ((one - ti * ti) * xi * slope + ti + one) * half * g[i]
-
-
-def scalars(dtype: np.dtype, *values: float) -> list[np.generic]:
-    """Python numbers as scalars of `dtype`, so that a kernel computes in the arrays' precision."""
-    kind = np.dtype(dtype).type
-    return [kind(v) for v in values]
+    _call("gelu_tanh_backward", x, t, g, out, x.size)

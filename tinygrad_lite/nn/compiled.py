@@ -1,4 +1,4 @@
-"""Layer norm and the tanh GELU with their loops compiled (`tinygrad_lite.kernels`), when numba is installed.
+"""Layer norm and the tanh GELU with their loops compiled (`tinygrad_lite.kernels`), where they compiled.
 
 Each is its numpy op with `forward` and `backward` running the kernels instead of numpy's chain of
 passes: the same maths, the same `reference` (inherited), so create_graph and the tests treat them
@@ -32,8 +32,7 @@ class CompiledLayerNormFunction(LayerNormFunction):
         weight, bias = _affine(affine, features, x.dtype)
         xhat, out = np.empty_like(x2), np.empty_like(x2)
         rstd = np.empty((len(x2), 1), dtype=x2.dtype)
-        (eps_,) = kernels.scalars(x.dtype, eps)
-        perf.split_across_cores(lambda r: kernels.layer_norm_rows(x2[r], weight, bias, eps_, xhat[r], rstd[r], out[r]),
+        perf.split_across_cores(lambda r: kernels.layer_norm_rows(x2[r], weight, bias, eps, xhat[r], rstd[r], out[r]),
                                 len(x2), min_items=_MIN_ROWS_PER_THREAD)
         self.xhat, self.rstd = xhat, rstd
         return out.reshape(x.shape)
@@ -66,8 +65,7 @@ def _affine(affine, features: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndar
 
 
 class CompiledGELUFunction(GELUFunction):
-    """`GELUFunction` whose tanh form runs as two compiled passes around numpy's tanh, and one compiled pass back.
-    The exact form (erf) keeps the numpy code."""
+    """`GELUFunction` whose tanh form runs as one compiled pass each way. The exact form (erf) keeps the numpy code."""
 
     def forward(self, x, approximate="none"):
         if approximate != "tanh" or x.dtype not in _DTYPES:
@@ -76,12 +74,7 @@ class CompiledGELUFunction(GELUFunction):
         t, out = np.empty_like(x), np.empty_like(x)  # t = tanh(√(2/π) x (1 + 0.044715 x²)), out = 0.5 x (1 + t)
         xs, ts, outs = x.reshape(-1), t.reshape(-1), out.reshape(-1)
 
-        def work(part: slice) -> None:
-            kernels.gelu_tanh_inner(xs[part], ts[part])
-            np.tanh(ts[part], out=ts[part])
-            kernels.gelu_tanh_outer(xs[part], ts[part], outs[part])
-
-        perf.split_in_blocks(work, x.size)
+        perf.split_in_blocks(lambda part: kernels.gelu_tanh(xs[part], ts[part], outs[part]), x.size)
         self.x, self.t = x, t
         return out
 

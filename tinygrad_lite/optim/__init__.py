@@ -205,8 +205,8 @@ class Adam(Optimizer):
         step_size = lr / (1.0 - beta1 ** state["step"])
         bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** state["step"])
         if _compiled(p.data, grad, m, v):
-            kernels.adam_(p.data.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *kernels.scalars(
-                p.dtype, decay, step_size, 1.0 - beta1, beta2, 1.0 - beta2, bias_correction2_sqrt, eps))
+            kernels.adam_(p.data, grad, m, v, decay, step_size, 1.0 - beta1, beta2, 1.0 - beta2, bias_correction2_sqrt,
+                          eps)
             return
         buf = self._buffer(p)
         if decay != 1.0:
@@ -230,7 +230,7 @@ class Adam(Optimizer):
 def _compiled(p: np.ndarray, *others: np.ndarray) -> bool:
     """Whether a compiled kernel can update p in place from `others`: kernels on, one float dtype, contiguous."""
     return kernels.enabled() and p.dtype in _KERNEL_DTYPES and p.flags.writeable and all(
-        a.dtype == p.dtype and a.flags.c_contiguous for a in (p, *others))
+        isinstance(a, np.ndarray) and a.dtype == p.dtype and a.flags.c_contiguous for a in (p, *others))
 
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
