@@ -4,13 +4,14 @@
     python benchmarks/train_gpt_torch.py --log out/torch.jsonl --no-progress
     python benchmarks/time_to_quality.py out/ours.jsonl out/torch.jsonl      # times to val 1.60, their ratio
 
-It takes train_gpt's arguments and keeps everything else the same: the text and its split, the initial weights
-(the engine's GPT built with --seed, copied into the PyTorch twin of benchmarks/bench_gpt.py), the batches
-(CharDataset with the same seeded generator), the schedule (train_gpt's `budget_used` and `learning_rate`,
-following the clock), gradient clipping, AdamW with decay on the 2-D weights, the evaluation (the same
-validation batches every --eval-interval steps, and at the end the whole validation split with the best weights)
-and the log's format. Attention is `F.scaled_dot_product_attention` (nanoGPT's; `--torch-attention explicit`
-writes it out). PyTorch keeps its default thread count, the number of cores, as the engine does.
+It takes train_gpt's arguments and keeps everything else the same: the text and its split, the initial
+weights (the engine's GPT built with --seed, copied into the PyTorch twin of benchmarks/bench_gpt.py), the
+batches (CharDataset with the same seeded generator; dropout masks come from PyTorch's generator, seeded
+too), the schedule (train_gpt's `budget_used` and `learning_rate`, following the clock), gradient clipping,
+AdamW with decay on the 2-D weights, the evaluation (the same validation batches every --eval-interval
+steps, and at the end the whole validation split with the best weights) and the log's format. Attention
+is `F.scaled_dot_product_attention` (nanoGPT's; `--torch-attention explicit` writes it out). PyTorch keeps
+its default thread count, the number of cores, as the engine does.
 """
 
 from __future__ import annotations
@@ -41,12 +42,16 @@ def batch(data: CharDataset, split: str, batch_size: int, rng: np.random.Generat
 def estimate_loss(model, data: CharDataset, batch_size: int, iters: int, seed: int) -> float:
     """train_gpt.estimate_loss in PyTorch: the mean loss over the same `iters` validation batches."""
     rng = np.random.default_rng(seed)
-    return float(np.mean([model(*batch(data, "val", batch_size, rng)).item() for _ in range(iters)]))
+    model.eval()
+    losses = [model(*batch(data, "val", batch_size, rng)).item() for _ in range(iters)]
+    model.train()
+    return float(np.mean(losses))
 
 
 @torch.no_grad()
 def full_val_loss(model, data: CharDataset, batch_size: int = 64) -> float:
     """train_gpt.full_val_loss in PyTorch: the whole validation split in consecutive block_size windows."""
+    model.eval()
     ids, T = data.splits["val"], data.block_size
     n = (len(ids) - 1) // T
     x_all, y_all = torch.from_numpy(ids[: n * T].reshape(n, T)), torch.from_numpy(ids[1: n * T + 1].reshape(n, T))
@@ -63,13 +68,13 @@ def main(argv: list[str] | None = None) -> float:
         attention = argv[i + 1]
         del argv[i:i + 2]
     args = train_gpt.parse_args(argv)
-    if args.dropout or not args.bias or args.positional != "learned" or args.resume:
-        raise SystemExit("error: the PyTorch twin has no dropout, always has biases and learned positions, and does "
-                         "not resume; drop --dropout, --no-bias, --positional and --resume")
+    if not args.bias or args.positional != "learned" or args.resume:
+        raise SystemExit("error: the PyTorch twin always has biases and learned positions, and does not resume; "
+                         "drop --no-bias, --positional and --resume")
     text = train_gpt.read_text(args.text)
     tokenizer = train_gpt.build_tokenizer(args, text)
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                       n_head=args.n_head, n_embd=args.n_embd)
+                       n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
     data = CharDataset(text, config.block_size, tokenizer)
     model = torch_model(config, GPT(config, seed=args.seed).state_dict(), attention)
     decay = [p for p in model.parameters() if p.ndim >= 2]
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> float:
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=args.lr, betas=(args.beta1, args.beta2))
     batch_rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, attention {attention}; {config}")
     if args.log is not None:
         args.log.parent.mkdir(parents=True, exist_ok=True)
