@@ -154,3 +154,23 @@ def test_the_library_is_built_once_into_the_cache_and_loaded_from_it(monkeypatch
     monkeypatch.setattr(kernels, "_compile", lambda *args: compiles.append(args))
     assert kernels._build() is not None  # as a second process: it loads the library, compiling nothing
     assert compiles == [] and list(tmp_path.iterdir()) == [built] and built.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("part", [(...,), (..., slice(10, 40), slice(0, 40)), (0,), (0, 0), (0, 0, 5)],
+                         ids=["whole", "block", "3-d", "2-d", "1-d"])
+def test_compiled_softmax_rows_is_numpys(dtype, part):
+    """The attention's in-place softmax: whole arrays and blocks of them, masked (-inf) entries, a row that
+    attends to nothing (all -inf: zeros) and one with +inf (NaN, as numpy gives)."""
+    from tinygrad_lite.nn.attention import _softmax_rows_
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 4, 50, 50)) * 5).astype(dtype)
+    x[..., np.triu_indices(50, 1)[0], np.triu_indices(50, 1)[1]] = -np.inf
+    x[0, 0, 3], x[1, 2, 7, 4] = -np.inf, np.inf
+    ours, numpy = x.copy(), x.copy()
+    _softmax_rows_(ours[part])
+    with kernels.use_compiled(False):
+        _softmax_rows_(numpy[part])
+    np.testing.assert_allclose(ours, numpy, rtol=4e-6 if dtype == np.float32 else 1e-13, atol=1e-7)
+    assert kernels.softmax_rows_(ours[part]) == (ours[part].ndim >= 2)  # 1-d rows go to numpy's code

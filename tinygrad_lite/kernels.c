@@ -112,3 +112,38 @@ void NAME(gelu_tanh_backward)(const real *restrict x, const real *restrict t, co
         out[i] = ((1 - ti * ti) * xi * slope + ti + 1) * (real)0.5 * g[i];
     }
 }
+
+#if defined(VECTOR_MATH) && !defined(VECTOR_EXP_DECLARED)
+#define VECTOR_EXP_DECLARED
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#endif
+
+#define EXP(x) (sizeof(real) == sizeof(float) ? (real)expf((float)(x)) : (real)exp((double)(x)))
+
+/* Softmax over each row of x, in place: x - max, exp, / sum. The rows are x[a*s0 + b*s1 + r*s2 + (0..cols)]
+ * for a < outer, b < middle, r < rows (strides in elements: a block of a larger array). A row whose maximum
+ * is not finite is shifted by 0, and one that sums to 0 (all -inf: it attends to nothing) stays all zeros. */
+void NAME(softmax_rows)(real *restrict x, ptrdiff_t outer, ptrdiff_t middle, ptrdiff_t rows, ptrdiff_t cols,
+                        ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t s2) {
+    for (ptrdiff_t a = 0; a < outer; a++)
+        for (ptrdiff_t b = 0; b < middle; b++)
+            for (ptrdiff_t r = 0; r < rows; r++) {
+                real *row = x + a * s0 + b * s1 + r * s2;
+                real peak = -INFINITY, total = 0;
+                #pragma omp simd reduction(max:peak)
+                for (ptrdiff_t j = 0; j < cols; j++) peak = row[j] > peak ? row[j] : peak;
+                if (!isfinite(peak)) peak = 0;
+                #pragma omp simd reduction(+:total)
+                for (ptrdiff_t j = 0; j < cols; j++) {
+                    const real e = EXP(row[j] - peak);
+                    row[j] = e;
+                    total += e;
+                }
+                if (total == 0) total = 1;
+                #pragma omp simd
+                for (ptrdiff_t j = 0; j < cols; j++) row[j] /= total;
+            }
+}

@@ -52,6 +52,7 @@ _SIGNATURES = {  # name: argument kinds, "p" an array, "n" a count, "x" a scalar
     "layer_norm_backward": "pppppnn",
     "gelu_tanh": "pppn",
     "gelu_tanh_backward": "ppppn",
+    "softmax_rows": "pnnnnnnn",
 }
 _C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "x": ctypes.c_double}
 _OFF = ("0", "false", "no", "off")
@@ -208,3 +209,16 @@ def gelu_tanh(x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
 def gelu_tanh_backward(x: np.ndarray, t: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
     """out = g (0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3 · 0.044715 x²)), the tanh GELU's derivative times g."""
     _call("gelu_tanh_backward", x, t, g, out, x.size)
+
+
+def softmax_rows_(x: np.ndarray) -> bool:
+    """Softmax over the last axis of x (up to 4-D, rows contiguous, possibly a block of a larger array), in place;
+    a row whose maximum is not finite is shifted by 0, and a row of -inf (it attends to nothing) becomes zeros.
+    Returns False, having done nothing, when x's layout does not fit (the caller runs numpy's)."""
+    item = x.itemsize
+    if x.ndim < 2 or x.ndim > 4 or x.strides[-1] != item or any(s % item for s in x.strides):
+        return False
+    shape = (1,) * (4 - x.ndim) + x.shape
+    strides = (0,) * (4 - x.ndim) + tuple(s // item for s in x.strides)
+    _call("softmax_rows", x, shape[0], shape[1], shape[2], shape[3], strides[0], strides[1], strides[2])
+    return True
