@@ -50,29 +50,38 @@ def engine_step(model: GPT, optimizer, x: Tensor, y: Tensor) -> float:
     return loss.item()
 
 
-def torch_model(config: GPTConfig, weights: dict[str, np.ndarray]):
-    """The same GPT in PyTorch with explicit masked attention, loaded with the engine's initial weights."""
+def torch_model(config: GPTConfig, weights: dict[str, np.ndarray], attention: str = "explicit"):
+    """The same GPT in PyTorch, loaded with the engine's initial weights, with dropout where the engine's has it
+    (embeddings, attention weights, both residual branches). `attention`: "explicit" (q kᵀ, masked_fill,
+    softmax, @ v, as written out by hand) or "sdpa" (F.scaled_dot_product_attention, as nanoGPT)."""
     nn, F = torch.nn, torch.nn.functional
-    C, nh = config.n_embd, config.n_head
+    C, nh, p = config.n_embd, config.n_head, config.dropout
+    if attention not in ("explicit", "sdpa"):
+        raise ValueError(f"torch_model: attention must be 'explicit' or 'sdpa', got {attention!r}")
 
     class Attention(nn.Module):
         def __init__(self):
             super().__init__()
             self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+            self.attn_dropout, self.resid_dropout = nn.Dropout(p), nn.Dropout(p)
             self.register_buffer("mask", torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool)))
 
         def forward(self, x):
             B, T, _ = x.shape
             q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // nh))
-            att = att.masked_fill(~self.mask[:T, :T], float("-inf")).softmax(dim=-1)
-            return self.c_proj((att @ v).transpose(1, 2).contiguous().view(B, T, C))
+            if attention == "sdpa":
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p if self.training else 0.0, is_causal=True)
+            else:
+                att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // nh))
+                y = self.attn_dropout(att.masked_fill(~self.mask[:T, :T], float("-inf")).softmax(dim=-1)) @ v
+            return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
 
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
             self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(C), Attention(), nn.LayerNorm(C)
-            self.mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.GELU(approximate="tanh"), nn.Linear(4 * C, C))
+            self.mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.GELU(approximate="tanh"), nn.Linear(4 * C, C),
+                                     nn.Dropout(p))
 
         def forward(self, x):
             x = x + self.attn(self.ln_1(x))
@@ -83,14 +92,14 @@ def torch_model(config: GPTConfig, weights: dict[str, np.ndarray]):
             super().__init__()
             self.wte, self.wpe = nn.Embedding(config.vocab_size, C), nn.Embedding(config.block_size, C)
             self.h = nn.ModuleList(Block() for _ in range(config.n_layer))
-            self.ln_f = nn.LayerNorm(C)
+            self.ln_f, self.drop = nn.LayerNorm(C), nn.Dropout(p)
 
         def forward(self, idx, targets):
-            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            x = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1])))
             for block in self.h:
                 x = block(x)
             logits = self.ln_f(x) @ self.wte.weight.T
-            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
 
     model = TorchGPT()
     renamed = {k.replace("mlp.c_fc", "mlp.0").replace("mlp.c_proj", "mlp.2"): torch.from_numpy(v.copy())

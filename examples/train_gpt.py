@@ -1,16 +1,20 @@
 """Train the character-level GPT (models/gpt.py) on Tiny Shakespeare or any UTF-8 text.
 
-    python examples/train_gpt.py                            # the default config: val loss <= 1.60 in 20 minutes
-    python examples/train_gpt.py --text my.txt --max-iters 500 --checkpoint out/my.npz
+    python examples/train_gpt.py                            # the default config: val loss <= 1.50 in 20 minutes
+    python examples/train_gpt.py --text my.txt --max-iters 500 --max-minutes 0 --checkpoint out/my.npz
     python examples/train_gpt.py --resume                   # continue from --checkpoint
     python examples/train_gpt.py --tokenizer bpe            # on byte-level BPE tokens (models/bpe.py), not characters
     python examples/sample_gpt.py --checkpoint out/gpt.npz --prompt "ROMEO:"
 
 Every `--eval-interval` steps the validation loss is estimated under no_grad; the
 checkpoint (model, optimizer, config, tokenizer, step, RNG state, loss history)
-is rewritten whenever it improves. The learning rate warms up linearly, then
-follows a cosine down to `--min-lr` over `--max-iters` steps, or over
-`--max-minutes` if that runs out first. At the end the script prints a sample
+is rewritten whenever it improves. The learning rate warms up linearly over
+`--warmup-iters` steps, then follows a cosine down to `--min-lr` that ends when the
+budget does: `--max-minutes` of training by the clock (the default: the schedule
+follows the time, so that the whole budget is used whatever the machine's speed),
+or `--max-iters` steps, whichever runs out first. `--log` writes every evaluation
+as a JSON line (step, seconds, train and validation loss, learning rate), the
+format benchmarks/time_to_quality.py compares. At the end the script prints a sample
 and, as its last line, `val loss: N.NNNN` (the best checkpoint's, measured on
 the whole validation split).
 """
@@ -18,6 +22,7 @@ the whole validation split).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -32,7 +37,6 @@ from tinygrad_lite import Tensor, cli, no_grad
 from tinygrad_lite.datasets import load_tinyshakespeare
 from tinygrad_lite.io import load, save
 from tinygrad_lite.nn.utils import clip_grad_norm_
-from tinygrad_lite.optim.lr_scheduler import cosine_with_warmup
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,9 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--vocab-size", type=int, default=512, help="the BPE's vocabulary size (default %(default)s)")
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=int, default=32, help="sequences per step (default %(default)s)")
-    g.add_argument("--max-iters", type=int, default=5000, help="training steps (default %(default)s)")
+    g.add_argument("--max-iters", type=int, default=None,
+                   help="stop after this many training steps (default: no cap, the clock decides)")
     g.add_argument("--max-minutes", type=float, default=20.0,
-                   help="stop after this much training time; 0 = no limit (default %(default)s)")
+                   help="train for this long, evaluations included; 0 = no limit (default %(default)s)")
     g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
     g.add_argument("--min-lr", type=float, default=1e-4,
                    help="learning rate at the end of the cosine (default %(default)s)")
@@ -77,8 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--eval-iters", type=int, default=20, help="batches per validation estimate (default %(default)s)")
     g.add_argument("--sample-tokens", type=int, default=300, help="characters sampled at the end (default %(default)s)")
     g.add_argument("--plot", type=Path, default=None, help="write the train/validation loss curves to this PNG")
+    g.add_argument("--log", type=Path, default=None, help="append every evaluation to this file as a JSON line")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.max_iters and args.max_minutes <= 0:
+        p.error("give a budget: --max-minutes > 0 or --max-iters")
+    return args
 
 
 def read_text(path: Path | None) -> str:
@@ -123,6 +132,29 @@ def full_val_loss(model: GPT, data: CharDataset, batch_size: int = 64) -> float:
     return total / n
 
 
+def budget_used(step: int, seconds: float, args: argparse.Namespace) -> float:
+    """The fraction of the training budget spent: the larger of step / --max-iters and time / --max-minutes."""
+    return max(step / args.max_iters if args.max_iters else 0.0,
+               seconds / (60 * args.max_minutes) if args.max_minutes > 0 else 0.0)
+
+
+def learning_rate(step: int, used: float, warmup_end: float, args: argparse.Namespace) -> float:
+    """Linear warm-up to --lr over the first --warmup-iters steps, then a cosine down to --min-lr that arrives
+    when the budget is spent (`used` = 1); `warmup_end` is the fraction of the budget the warm-up used.
+    With a budget in steps alone this is nanoGPT's schedule (`optim.lr_scheduler.cosine_with_warmup`)."""
+    if step < args.warmup_iters:
+        return args.lr * (step + 1) / (args.warmup_iters + 1)
+    progress = min(1.0, (used - warmup_end) / max(1.0 - warmup_end, 1e-9))
+    return args.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (args.lr - args.min_lr)
+
+
+def append_log(path: Path | None, record: dict) -> None:
+    """One JSON line in the --log file (nothing without one)."""
+    if path is not None:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
 def plot_history(history: dict[str, list[float]], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -144,8 +176,9 @@ def plot_history(history: dict[str, list[float]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> float:
     args = parse_args(argv)
     text = read_text(args.text)
-    start_step, best_val = 0, math.inf
-    history: dict[str, list[float]] = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": []}
+    start_step, best_val, seconds_before, warmup_seconds = 0, math.inf, 0.0, math.nan  # nan: not yet
+    history: dict[str, list[float]] = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": [],
+                                       "val_seconds": []}
     if args.resume:
         ckpt = cli.load_checkpoint(args.checkpoint, f"python examples/train_gpt.py --checkpoint {args.checkpoint}")
         config = GPTConfig.from_dict(ckpt["config"])
@@ -167,43 +200,55 @@ def main(argv: list[str] | None = None) -> float:
         batch_rng.bit_generator.state = ckpt["rng"]["batches"]
         model.rng.bit_generator.state = ckpt["rng"]["model"]
         start_step, best_val, history = int(ckpt["step"]), float(ckpt["best_val"]), ckpt["history"]
+        schedule = ckpt.get("schedule", {})  # the clock, and when the warm-up ended: the cosine goes on from there
+        seconds_before = float(schedule.get("seconds", 0.0))
+        warmup_seconds = float(schedule.get("warmup_seconds", math.nan))
+        history.setdefault("val_seconds", [])
         print(f"resumed from {args.checkpoint} at step {start_step} (best val loss {best_val:.4f})")
     print(f"{model.num_parameters() / 1e6:.2f}M parameters; {config}")
 
-    def save_checkpoint(step: int) -> None:
+    def save_checkpoint(step: int, seconds: float) -> None:
         save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_dict(),
               "tokenizer": tokenizer.to_dict(), "step": step, "best_val": best_val, "history": history,
+              "schedule": {"seconds": seconds, "warmup_seconds": warmup_seconds},
               "rng": {"batches": batch_rng.bit_generator.state, "model": model.rng.bit_generator.state}},
              args.checkpoint)
 
-    def evaluate(step: int, running: list[float]) -> None:
+    def evaluate(step: int, running: list[float], lr: float) -> None:
         """Record the losses at `step`; checkpoint if validation improved."""
         nonlocal best_val
+        train = float(np.mean(running)) if running else float("nan")
         if running:
             history["train_step"].append(step)
-            history["train_loss"].append(float(np.mean(running)))
+            history["train_loss"].append(train)
         val = estimate_loss(model, data, "val", args.batch_size, args.eval_iters, args.seed + 1)
+        seconds = clock()
         history["val_step"].append(step)
         history["val_loss"].append(val)
-        tqdm.write(f"step {step}: train {np.mean(running) if running else float('nan'):.4f}, val {val:.4f}, "
-                   f"{(time.perf_counter() - t_start) / 60:.1f} min")
+        history["val_seconds"].append(seconds)
+        tqdm.write(f"step {step}: train {train:.4f}, val {val:.4f}, {seconds / 60:.1f} min")
+        append_log(args.log, {"step": step, "seconds": round(seconds, 2), "train": train, "val": val, "lr": lr})
         if val < best_val:
             best_val = val
-            save_checkpoint(step)
+            save_checkpoint(step, seconds)
 
-    budget = args.max_minutes * 60 if args.max_minutes > 0 else math.inf
+    if args.log is not None and not args.resume:
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        args.log.write_text("")
     tokens_per_step = args.batch_size * config.block_size
     running: list[float] = []
-    step, t_start = start_step, time.perf_counter()
+    step, t_start, lr = start_step, time.perf_counter(), args.lr
+    clock = lambda: seconds_before + time.perf_counter() - t_start  # training seconds, earlier runs included
     with tqdm(total=args.max_iters, initial=start_step, disable=args.no_progress, dynamic_ncols=True) as bar:
-        while step < args.max_iters:
+        while True:
             t_step = time.perf_counter()
-            elapsed = t_step - t_start
-            if elapsed > budget:
+            used = budget_used(step, clock(), args)
+            if used >= 1.0:
                 break
-            # the cosine runs over whichever budget, steps or minutes, runs out first
-            progress = max(step, int(args.max_iters * elapsed / budget) if budget < math.inf else 0)
-            lr = cosine_with_warmup(progress, args.lr, args.warmup_iters, args.max_iters, args.min_lr)
+            if math.isnan(warmup_seconds) and step >= args.warmup_iters:
+                warmup_seconds = clock()
+            warmup_end = budget_used(args.warmup_iters, 0.0 if math.isnan(warmup_seconds) else warmup_seconds, args)
+            lr = learning_rate(step, used, warmup_end, args)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = data.get_batch("train", args.batch_size, batch_rng)
@@ -219,10 +264,10 @@ def main(argv: list[str] | None = None) -> float:
             bar.set_postfix(loss=f"{running[-1]:.4f}", lr=f"{lr:.2e}",
                             tok_s=f"{tokens_per_step / (time.perf_counter() - t_step):.0f}")
             if step % args.eval_interval == 0:
-                evaluate(step, running)
+                evaluate(step, running, lr)
                 running = []
     if not history["val_step"] or history["val_step"][-1] != step:
-        evaluate(step, running)  # the last steps since the previous evaluation
+        evaluate(step, running, lr)  # the last steps since the previous evaluation
     print(f"trained {step - start_step} steps in {(time.perf_counter() - t_start) / 60:.2f} min")
     if args.plot is not None:
         plot_history(history, args.plot)
@@ -237,6 +282,7 @@ def main(argv: list[str] | None = None) -> float:
     print(tokenizer.decode(sample.data[0]))
     print("-" * 60)
     val = full_val_loss(best, data)  # the best checkpoint on the whole validation split
+    append_log(args.log, {"final_val": val, "steps": step})
     print(f"val loss: {val:.4f}")
     return val
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import perf
+from .. import kernels, perf
 from ..ops import broadcast_shape
 from ..tensor import Function, Tensor
 from .attention import dropout_mask, scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
@@ -332,7 +332,8 @@ def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...], weight: T
         raise ValueError("layer_norm: a bias needs a weight too")
     _check_dtypes("layer_norm", input, weight=weight, bias=bias)
     affine = [t for t in (weight, bias) if t is not None]
-    return LayerNormFunction.apply(input, *affine, ndim=len(shape), eps=float(eps))
+    op = CompiledLayerNormFunction if kernels.enabled() else LayerNormFunction
+    return op.apply(input, *affine, ndim=len(shape), eps=float(eps))
 
 
 def embedding(input: Any, weight: Tensor) -> Tensor:
@@ -368,6 +369,8 @@ def relu(input: Tensor) -> Tensor:
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """GELU x Φ(x): exact (`approximate='none'`, PyTorch's default) or the tanh approximation ('tanh', GPT-2's)."""
+    if approximate == "tanh" and kernels.enabled() and isinstance(input, Tensor) and input.dtype.kind == "f":
+        return CompiledGELUFunction.apply(input, approximate=approximate)
     return input.gelu(approximate=approximate)
 
 
@@ -581,3 +584,6 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Tensor 
     losses = (1.0 - y) * x + (log_sigmoid_neg if pw is None else (1.0 + (pw - 1.0) * y) * log_sigmoid_neg)
     w = _loss_weight(op, "weight", weight, x.shape)
     return _reduce(losses if w is None else losses * w, reduction)
+
+
+from .compiled import CompiledGELUFunction, CompiledLayerNormFunction  # noqa: E402  (they subclass the ops above)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import kernels
 from ..nn.module import _clear_grads
 from ..nn.utils import clip_grad_norm_  # noqa: F401  (PyTorch's place is nn.utils; kept here for old callers)
 from ..tensor import Tensor
@@ -197,11 +198,19 @@ class Adam(Optimizer):
         if not state:
             state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
         state["step"] += 1
-        m, v, buf = state["exp_avg"], state["exp_avg_sq"], self._buffer(p)
-        if wd and self.decoupled:
-            p.data *= 1.0 - lr * wd
-        elif wd:
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        if wd and not self.decoupled:
             grad = grad + wd * p.data
+        decay = 1.0 - lr * wd if self.decoupled else 1.0
+        step_size = lr / (1.0 - beta1 ** state["step"])
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** state["step"])
+        if _compiled(p.data, grad, m, v):
+            kernels.adam_(p.data, grad, m, v, decay, step_size, 1.0 - beta1, beta2, 1.0 - beta2, bias_correction2_sqrt,
+                          eps)
+            return
+        buf = self._buffer(p)
+        if decay != 1.0:
+            p.data *= decay
         # m.lerp_(grad, 1 - beta1) and v = beta2 v + (1 - beta2) g², in PyTorch's order of operations
         np.subtract(grad, m, out=buf)
         buf *= 1.0 - beta1
@@ -210,13 +219,21 @@ class Adam(Optimizer):
         np.multiply(grad, grad, out=buf)
         buf *= 1.0 - beta2
         v += buf
-        step_size = lr / (1.0 - beta1 ** state["step"])
         np.sqrt(v, out=buf)
-        buf /= math.sqrt(1.0 - beta2 ** state["step"])
+        buf /= bias_correction2_sqrt
         buf += eps
         np.divide(m, buf, out=buf)
         buf *= step_size
         p.data -= buf
+
+
+def _compiled(p: np.ndarray, *others: np.ndarray) -> bool:
+    """Whether a compiled kernel can update p in place from `others`: kernels on, one float dtype, contiguous."""
+    return kernels.enabled() and p.dtype in _KERNEL_DTYPES and p.flags.writeable and all(
+        isinstance(a, np.ndarray) and a.dtype == p.dtype and a.flags.c_contiguous for a in (p, *others))
+
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class AdamW(Adam):

@@ -1,0 +1,176 @@
+"""The compiled loops (tinygrad_lite.kernels, kernels.c) against the numpy formulas they replace.
+
+Layer norm and the tanh GELU: the compiled ops against their reference in float64 (values, gradients,
+second derivatives, as tests/test_fused.py holds the numpy ops), and against the numpy ops in float32 to
+round-off (the C library's vector tanh, and row sums added in another order). Adam and AdamW: the same
+parameters to the bit after several steps, float32 and float64. And the switch itself. Skipped where
+the loops do not compile (no C compiler); CI has one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import arrays, shapes
+from test_fused import check
+
+import tinygrad_lite.nn.functional as F
+from tinygrad_lite import Tensor, kernels, nn, optim
+from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction
+from tinygrad_lite.nn.functional import LayerNormFunction
+from tinygrad_lite.ops.elementwise import GELUFunction
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="the kernels did not compile (no C compiler)")
+FAST = settings(max_examples=20)
+
+
+@FAST
+@given(data=st.data(), affine=st.sampled_from(["none", "weight", "both"]), ndim=st.integers(1, 2))
+def test_compiled_layer_norm_matches_its_reference(data, affine, ndim):
+    shape = data.draw(shapes(min_dims=ndim, max_dims=3, max_size=24))
+    x = data.draw(arrays(shape)) * 2 + np.arange(np.prod(shape)).reshape(shape) * 0.1  # no constant rows
+    norm = shape[len(shape) - ndim:]
+    params = dict(ndim=ndim, eps=1e-5)
+    extra = [data.draw(arrays(norm)) for _ in range({"none": 0, "weight": 1, "both": 2}[affine])]
+    check(lambda x, *wb: CompiledLayerNormFunction.apply(x, *wb, **params),
+          lambda x, *wb: CompiledLayerNormFunction.reference(x, *wb, **params), x, *extra)
+
+
+@FAST
+@given(x=shapes().flatmap(arrays))
+def test_compiled_gelu_matches_its_reference(x):
+    check(lambda t: CompiledGELUFunction.apply(t, approximate="tanh"),
+          lambda t: CompiledGELUFunction.reference(t, approximate="tanh"), x)
+
+
+def _value_and_grads(fn, inputs: list[np.ndarray], upstream: np.ndarray) -> list[np.ndarray]:
+    leaves = [Tensor(a, requires_grad=True) for a in inputs]
+    out = fn(*leaves)
+    out.backward(upstream)
+    return [out.data] + [t.grad.data for t in leaves]
+
+
+@pytest.mark.parametrize("shape", [(3, 1000), (2, 5, 64), (7,), ()])
+def test_compiled_gelu_is_the_numpy_gelu_in_float32(shape):
+    rng = np.random.default_rng(0)
+    x, g = (rng.standard_normal(shape).astype(np.float32) * 3 for _ in range(2))
+    ours = _value_and_grads(lambda t: CompiledGELUFunction.apply(t, approximate="tanh"), [x], g)
+    numpy = _value_and_grads(lambda t: GELUFunction.apply(t, approximate="tanh"), [x], g)
+    for a, b in zip(ours, numpy):  # tanh to a few units in the last place: GELU's output and slope to ~1e-6
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * max(np.abs(b).max(), 1))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_compiled_layer_norm_is_the_numpy_layer_norm_in_float32(layout, two_threads):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((600, 48)).astype(np.float32) * 5 + 3  # 600 rows: split over both threads
+    if layout == "transposed":
+        x = np.ascontiguousarray(x.T).T
+    w, b = rng.standard_normal(48).astype(np.float32), rng.standard_normal(48).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    ours = _value_and_grads(lambda *t: CompiledLayerNormFunction.apply(*t, ndim=1, eps=1e-5), [x, w, b], g)
+    numpy = _value_and_grads(lambda *t: LayerNormFunction.apply(*t, ndim=1, eps=1e-5), [x, w, b], g)
+    for a, b_ in zip(ours, numpy):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b_, rtol=2e-5, atol=2e-4 * np.abs(b_).max())
+
+
+def test_the_modules_and_functions_use_the_compiled_ops_while_enabled():
+    x = Tensor(np.ones((2, 4), dtype=np.float32) * np.arange(4, dtype=np.float32), requires_grad=True)
+    with kernels.use_compiled(True):
+        assert isinstance(nn.LayerNorm(4)(x).grad_fn, CompiledLayerNormFunction)
+        assert isinstance(nn.GELU(approximate="tanh")(x).grad_fn, CompiledGELUFunction)
+        assert type(F.gelu(x).grad_fn) is GELUFunction  # the exact form has no kernel
+    with kernels.use_compiled(False):
+        assert type(F.layer_norm(x, 4).grad_fn) is LayerNormFunction
+        assert type(F.gelu(x, approximate="tanh").grad_fn) is GELUFunction
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64])
+def test_compiled_ops_leave_other_dtypes_to_the_numpy_code(dtype):
+    x = np.arange(12).reshape(3, 4).astype(dtype)
+    with kernels.use_compiled(True):
+        if dtype == np.float16:
+            out = F.layer_norm(Tensor(x), 4)
+            expected = LayerNormFunction.apply(Tensor(x), ndim=1, eps=1e-5)
+            assert out.dtype == np.float16 and np.array_equal(out.data, expected.data)
+        else:
+            assert F.gelu(Tensor(x), approximate="tanh").dtype == np.float32  # cast first, as x.gelu() does
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [lambda ps: optim.AdamW(ps, lr=0.01, betas=(0.9, 0.95), weight_decay=0.1),
+                                  lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
+                                  lambda ps: optim.Adam(ps, lr=0.003)], ids=["adamw", "adam-l2", "adam"])
+def test_compiled_adam_is_the_numpy_adam_to_the_bit(make, dtype):
+    results = []
+    for flag in (False, True):
+        rng = np.random.default_rng(0)
+        params = [Tensor(rng.standard_normal(shape).astype(dtype), requires_grad=True)
+                  for shape in ((17, 5), (5,), ())]
+        params.append(Tensor(np.asfortranarray(rng.standard_normal((4, 6)).astype(dtype)), requires_grad=True))
+        opt = make(params)
+        with kernels.use_compiled(flag):
+            for _ in range(6):
+                for p in params:
+                    p.grad = Tensor(rng.standard_normal(p.shape).astype(dtype))
+                opt.step()
+        results.append([p.data.copy() for p in params] + [s["exp_avg_sq"] for s in opt.state.values()])
+    for a, b in zip(*results):
+        assert a.dtype == dtype and np.array_equal(a, b)
+
+
+def test_use_compiled_restores_the_setting_and_refuses_without_the_loops(monkeypatch):
+    before = kernels.enabled()
+    with kernels.use_compiled(False):
+        assert not kernels.enabled()
+        with kernels.use_compiled(True):
+            assert kernels.enabled()
+        assert not kernels.enabled()
+    assert kernels.enabled() == before
+    monkeypatch.setattr(kernels, "_library", None)  # as if they did not compile
+    assert not kernels.available() and not kernels.enabled()
+    with pytest.raises(RuntimeError, match="use_compiled: the kernels did not compile"), kernels.use_compiled(True):
+        pass
+
+
+def test_without_a_working_compiler_the_loops_are_simply_not_there(monkeypatch, tmp_path):
+    monkeypatch.setenv("TINYGRAD_LITE_CACHE", str(tmp_path))  # nothing cached there
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    assert kernels._build() is None
+    assert list(tmp_path.iterdir()) == []  # and it left nothing half-written behind
+
+
+def test_the_library_is_built_once_into_the_cache_and_loaded_from_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("TINYGRAD_LITE_CACHE", str(tmp_path))
+    functions = kernels._build()
+    assert functions is not None and {"adam_f32", "layer_norm_f64", "gelu_tanh_backward_f32"} <= set(functions)
+    (built,) = tmp_path.iterdir()
+    stamp = built.stat().st_mtime_ns
+    compiles = []
+    monkeypatch.setattr(kernels, "_compile", lambda *args: compiles.append(args))
+    assert kernels._build() is not None  # as a second process: it loads the library, compiling nothing
+    assert compiles == [] and list(tmp_path.iterdir()) == [built] and built.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("part", [(...,), (..., slice(10, 40), slice(0, 40)), (0,), (0, 0), (0, 0, 5)],
+                         ids=["whole", "block", "3-d", "2-d", "1-d"])
+def test_compiled_softmax_rows_is_numpys(dtype, part):
+    """The attention's in-place softmax: whole arrays and blocks of them, masked (-inf) entries, a row that
+    attends to nothing (all -inf: zeros) and one with +inf (NaN, as numpy gives)."""
+    from tinygrad_lite.nn.attention import _softmax_rows_
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 4, 50, 50)) * 5).astype(dtype)
+    x[..., np.triu_indices(50, 1)[0], np.triu_indices(50, 1)[1]] = -np.inf
+    x[0, 0, 3], x[1, 2, 7, 4] = -np.inf, np.inf
+    ours, numpy = x.copy(), x.copy()
+    _softmax_rows_(ours[part])
+    with kernels.use_compiled(False):
+        _softmax_rows_(numpy[part])
+    np.testing.assert_allclose(ours, numpy, rtol=4e-6 if dtype == np.float32 else 1e-13, atol=1e-7)
+    assert kernels.softmax_rows_(ours[part]) == (ours[part].ndim >= 2)  # 1-d rows go to numpy's code

@@ -1,0 +1,149 @@
+/* The compiled loops of tinygrad_lite/kernels.py: each does in one pass over memory what numpy does in a
+ * chain of passes. Written once for a floating type `real` (float or double: kernels.py compiles this file
+ * once for each), with plain IEEE arithmetic in the order numpy's formulas use, so that Adam's update and
+ * GELU's derivative come out the same to the bit. `#pragma omp simd` lets the compiler sum a row in vector
+ * lanes (the layer norm's statistics then differ from numpy's pairwise sums by round-off only) and call the
+ * C library's vector tanh (glibc's libmvec) where it has one. Arrays are C-contiguous; n counts elements.
+ * kernels.py includes this file twice, with `real` and NAME(f) (f_f32, f_f64) defined. */
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(VECTOR_MATH) && !defined(VECTOR_MATH_DECLARED)
+#define VECTOR_MATH_DECLARED
+#pragma omp declare simd notinbranch
+float tanhf(float);
+#pragma omp declare simd notinbranch
+double tanh(double);
+#endif
+
+#define TANH(x) (sizeof(real) == sizeof(float) ? (real)tanhf((float)(x)) : (real)tanh((double)(x)))
+#define SQRT(x) (sizeof(real) == sizeof(float) ? (real)sqrtf((float)(x)) : (real)sqrt((double)(x)))
+
+/* One Adam(W) step in place, in PyTorch's order of operations:
+ * p *= decay; m += (g - m)(1 - b1); v = b2 v + (1 - b2) g^2; p -= m / (sqrt(v) / sqrt(1 - b2^t) + eps) step_size */
+void NAME(adam)(real *restrict p, const real *restrict g, real *restrict m, real *restrict v, ptrdiff_t n,
+                double decay_, double step_size_, double one_minus_beta1_, double beta2_, double one_minus_beta2_,
+                double bias_correction2_sqrt_, double eps_) {
+    const real decay = (real)decay_, step_size = (real)step_size_, one_minus_beta1 = (real)one_minus_beta1_;
+    const real beta2 = (real)beta2_, one_minus_beta2 = (real)one_minus_beta2_;
+    const real bias_correction2_sqrt = (real)bias_correction2_sqrt_, eps = (real)eps_;
+    #pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const real gi = g[i];
+        const real mi = m[i] + (gi - m[i]) * one_minus_beta1;
+        const real vi = v[i] * beta2 + gi * gi * one_minus_beta2;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] * decay - mi / (SQRT(vi) / bias_correction2_sqrt + eps) * step_size;
+    }
+}
+
+/* x (rows, features) -> xhat = (x - mean) rstd, rstd = 1 / sqrt(var + eps) (rows,), out = xhat weight + bias. */
+void NAME(layer_norm)(const real *restrict x, const real *restrict weight, const real *restrict bias, double eps,
+                      real *restrict xhat, real *restrict rstd, real *restrict out, ptrdiff_t rows,
+                      ptrdiff_t features) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const real *xr = x + r * features;
+        real *hr = xhat + r * features, *outr = out + r * features;
+        real total = 0, squares = 0;
+        #pragma omp simd reduction(+:total)
+        for (ptrdiff_t j = 0; j < features; j++) total += xr[j];
+        const real mean = total / (real)features;
+        #pragma omp simd reduction(+:squares)
+        for (ptrdiff_t j = 0; j < features; j++) {
+            const real centred = xr[j] - mean;
+            hr[j] = centred;
+            squares += centred * centred;
+        }
+        const real inverse = (real)1 / SQRT(squares / (real)features + (real)eps);
+        rstd[r] = inverse;
+        #pragma omp simd
+        for (ptrdiff_t j = 0; j < features; j++) {
+            const real h = hr[j] * inverse;
+            hr[j] = h;
+            outr[j] = h * weight[j] + bias[j];
+        }
+    }
+}
+
+/* dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with dxhat = g weight. */
+void NAME(layer_norm_backward)(const real *restrict g, const real *restrict xhat, const real *restrict rstd,
+                               const real *restrict weight, real *restrict gx, ptrdiff_t rows, ptrdiff_t features) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const real *gr = g + r * features, *hr = xhat + r * features;
+        real *dr = gx + r * features;
+        real mean_g = 0, mean_gx = 0;
+        #pragma omp simd reduction(+:mean_g, mean_gx)
+        for (ptrdiff_t j = 0; j < features; j++) {
+            const real gh = gr[j] * weight[j];
+            mean_g += gh;
+            mean_gx += gh * hr[j];
+        }
+        mean_g /= (real)features;
+        mean_gx /= (real)features;
+        #pragma omp simd
+        for (ptrdiff_t j = 0; j < features; j++) dr[j] = (gr[j] * weight[j] - mean_g - hr[j] * mean_gx) * rstd[r];
+    }
+}
+
+#define GELU_C 0.7978845608028654 /* sqrt(2 / pi) */
+
+/* GELU's tanh form: t = tanh(sqrt(2/pi) x (1 + 0.044715 x^2)), out = 0.5 x (1 + t). */
+void NAME(gelu_tanh)(const real *restrict x, real *restrict t, real *restrict out, ptrdiff_t n) {
+    const real a = (real)0.044715, c = (real)GELU_C;
+    #pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const real xi = x[i];
+        const real ti = TANH((xi * xi * a + 1) * xi * c);
+        t[i] = ti;
+        out[i] = (ti + 1) * xi * (real)0.5;
+    }
+}
+
+/* out = g (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)): GELU's derivative times g. */
+void NAME(gelu_tanh_backward)(const real *restrict x, const real *restrict t, const real *restrict g,
+                              real *restrict out, ptrdiff_t n) {
+    const real k = (real)(3 * 0.044715 * GELU_C), c = (real)GELU_C;
+    #pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const real xi = x[i], ti = t[i];
+        const real slope = xi * xi * k + c;
+        out[i] = ((1 - ti * ti) * xi * slope + ti + 1) * (real)0.5 * g[i];
+    }
+}
+
+#if defined(VECTOR_MATH) && !defined(VECTOR_EXP_DECLARED)
+#define VECTOR_EXP_DECLARED
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#endif
+
+#define EXP(x) (sizeof(real) == sizeof(float) ? (real)expf((float)(x)) : (real)exp((double)(x)))
+
+/* Softmax over each row of x, in place: x - max, exp, / sum. The rows are x[a*s0 + b*s1 + r*s2 + (0..cols)]
+ * for a < outer, b < middle, r < rows (strides in elements: a block of a larger array). A row whose maximum
+ * is not finite is shifted by 0, and one that sums to 0 (all -inf: it attends to nothing) stays all zeros. */
+void NAME(softmax_rows)(real *restrict x, ptrdiff_t outer, ptrdiff_t middle, ptrdiff_t rows, ptrdiff_t cols,
+                        ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t s2) {
+    for (ptrdiff_t a = 0; a < outer; a++)
+        for (ptrdiff_t b = 0; b < middle; b++)
+            for (ptrdiff_t r = 0; r < rows; r++) {
+                real *row = x + a * s0 + b * s1 + r * s2;
+                real peak = -INFINITY, total = 0;
+                #pragma omp simd reduction(max:peak)
+                for (ptrdiff_t j = 0; j < cols; j++) peak = row[j] > peak ? row[j] : peak;
+                if (!isfinite(peak)) peak = 0;
+                #pragma omp simd reduction(+:total)
+                for (ptrdiff_t j = 0; j < cols; j++) {
+                    const real e = EXP(row[j] - peak);
+                    row[j] = e;
+                    total += e;
+                }
+                if (total == 0) total = 1;
+                #pragma omp simd
+                for (ptrdiff_t j = 0; j < cols; j++) row[j] /= total;
+            }
+}

@@ -1,0 +1,224 @@
+"""Compiled loops for the engine's hottest elementwise and row-wise work, when a C compiler is at hand.
+
+numpy evaluates a formula one operation at a time, each a full pass over memory: Adam's update is
+fourteen passes over every parameter, a layer norm six over its input, the tanh GELU nine. A loop that
+does the whole formula per element (or per row) makes one. The loops are in kernels.c; the ops keep
+their numpy formulas beside them, for reading and for machines without a compiler, and the tests hold
+the two to each other (tests/test_kernels.py).
+
+The first process that needs the loops compiles kernels.c with the system's C compiler ($CC, else cc)
+for float and double into one small library in a cache folder ($TINYGRAD_LITE_CACHE, else
+~/.cache/tinygrad_lite), named by a hash of the source, the compiler and the CPU; later processes load
+it (about a second once per machine, then nothing). Calls go through ctypes, which releases the GIL, so
+the parts that `perf.split_across_cores` hands out run at once. `enabled()` says whether the loops are
+in use: they compiled and the environment does not set TINYGRAD_LITE_COMPILED=0; `use_compiled(False)`
+switches them off inside a block (tests, benchmarks).
+
+Every function takes C-contiguous arrays of one dtype, float32 or float64, and computes in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+SOURCE = Path(__file__).with_name("kernels.c")
+_DRIVER = """{vector_math}
+#define real float
+#define NAME(f) f##_f32
+#include "kernels.c"
+#undef real
+#undef NAME
+#define real double
+#define NAME(f) f##_f64
+#include "kernels.c"
+"""
+# -ffp-contract=off: no fused multiply-adds, so that a*b + c rounds as numpy's two operations do
+_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared"]
+_SIGNATURES = {  # name: argument kinds, "p" an array, "n" a count, "x" a scalar (passed as a double)
+    "adam": "ppppnxxxxxxx",
+    "layer_norm": "pppxpppnn",
+    "layer_norm_backward": "pppppnn",
+    "gelu_tanh": "pppn",
+    "gelu_tanh_backward": "ppppn",
+    "softmax_rows": "pnnnnnnn",
+}
+_C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "x": ctypes.c_double}
+_OFF = ("0", "false", "no", "off")
+
+_lock = threading.Lock()
+_library: dict[str, dict[str, ctypes._CFuncPtr]] | None = None
+_loaded = False
+_switched_on = os.environ.get("TINYGRAD_LITE_COMPILED", "1").strip().lower() not in _OFF
+
+
+def available() -> bool:
+    """Whether the loops compiled (compiling them at the first call of the process)."""
+    return _functions() is not None
+
+
+def enabled() -> bool:
+    """Whether the ops run the compiled loops now."""
+    return _switched_on and available()
+
+
+@contextlib.contextmanager
+def use_compiled(flag: bool) -> Iterator[None]:
+    """Run the compiled loops (True) or the numpy formulas (False) inside the block."""
+    global _switched_on
+    if flag and not available():
+        raise RuntimeError("use_compiled: the kernels did not compile (no C compiler? set CC to one)")
+    before, _switched_on = _switched_on, bool(flag)
+    try:
+        yield
+    finally:
+        _switched_on = before
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("TINYGRAD_LITE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tinygrad_lite")
+    return Path(root)
+
+
+def _cpu() -> str:
+    """What -march=native compiles for: the CPU's flags where Linux lists them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), platform.processor())
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def _compile(compiler: str, target: Path, vector_math: bool) -> bool:
+    """Compile the driver into `target` (atomically: processes may race); True when it built."""
+    with tempfile.TemporaryDirectory() as scratch:
+        driver = Path(scratch) / "driver.c"
+        driver.write_text(_DRIVER.format(vector_math="#define VECTOR_MATH" if vector_math else ""))
+        built = Path(scratch) / target.name
+        command = [compiler, *_FLAGS, f"-I{SOURCE.parent}", str(driver), "-o", str(built)]
+        command += ["-lmvec", "-lm"] if vector_math else ["-lm"]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if done.returncode != 0:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(built, staged)
+        os.replace(staged, target)
+        return True
+
+
+def _load(path: Path) -> dict[str, ctypes._CFuncPtr] | None:
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError:  # e.g. an older C library without the vector tanh the build linked against
+        return None
+    functions = {}
+    for name, kinds in _SIGNATURES.items():
+        for suffix in ("f32", "f64"):
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes, fn.restype = [_C_TYPES[k] for k in kinds], None
+            functions[f"{name}_{suffix}"] = fn
+    return functions
+
+
+def _functions() -> dict[str, ctypes._CFuncPtr] | None:
+    """The compiled functions by name ("adam_f32", ...), built or loaded at the first call; None without."""
+    global _library, _loaded
+    if _loaded:
+        return _library
+    with _lock:
+        if not _loaded:
+            _library, _loaded = _build(), True
+    return _library
+
+
+def _build() -> dict[str, ctypes._CFuncPtr] | None:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), _DRIVER, " ".join(_FLAGS), compiler, version, _cpu()])
+                         .encode()).hexdigest()[:16]
+    for vector_math in (True, False):  # glibc's vector tanh if it has one, else the scalar one
+        target = _cache_dir() / f"kernels-{key}-{'vector' if vector_math else 'scalar'}.so"
+        try:
+            if not target.exists() and not _compile(compiler, target, vector_math):
+                continue
+        except OSError:  # the cache folder is not writable
+            return None
+        functions = _load(target)
+        if functions is not None:
+            return functions
+    return None
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _call(name: str, *args: np.ndarray | int | float) -> None:
+    """Call kernel `name` for the dtype of its first array; arrays are passed by address."""
+    first = args[0]
+    fn = _functions()[f"{name}_{'f32' if first.dtype == np.float32 else 'f64'}"]
+    fn(*[_address(a) if isinstance(a, np.ndarray) else a for a in args])
+
+
+def adam_(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, decay: float, step_size: float,
+          one_minus_beta1: float, beta2: float, one_minus_beta2: float, bias_correction2_sqrt: float,
+          eps: float) -> None:
+    """One Adam(W) step in place: p *= decay; m += (g - m)(1 - β1); v = β2 v + (1 - β2) g²;
+    p -= m / (√v / √(1 - β2ᵗ) + eps) · step_size (PyTorch's order of operations; the scalars in p's dtype)."""
+    _call("adam", p, g, m, v, p.size, decay, step_size, one_minus_beta1, beta2, one_minus_beta2,
+          bias_correction2_sqrt, eps)
+
+
+def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float, xhat: np.ndarray,
+                    rstd: np.ndarray, out: np.ndarray) -> None:
+    """x (N, F) -> xhat = (x - mean) rstd, rstd = 1 / √(var + eps) (N, 1), out = xhat weight + bias, per row."""
+    _call("layer_norm", x, weight, bias, eps, xhat, rstd, out, x.shape[0], x.shape[1])
+
+
+def layer_norm_rows_backward(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, weight: np.ndarray,
+                             gx: np.ndarray) -> None:
+    """gx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with dxhat = g weight."""
+    _call("layer_norm_backward", g, xhat, rstd, weight, gx, g.shape[0], g.shape[1])
+
+
+def gelu_tanh(x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
+    """t = tanh(√(2/π) x (1 + 0.044715 x²)), out = 0.5 x (1 + t), elementwise."""
+    _call("gelu_tanh", x, t, out, x.size)
+
+
+def gelu_tanh_backward(x: np.ndarray, t: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+    """out = g (0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3 · 0.044715 x²)), the tanh GELU's derivative times g."""
+    _call("gelu_tanh_backward", x, t, g, out, x.size)
+
+
+def softmax_rows_(x: np.ndarray) -> bool:
+    """Softmax over the last axis of x (up to 4-D, rows contiguous, possibly a block of a larger array), in place;
+    a row whose maximum is not finite is shifted by 0, and a row of -inf (it attends to nothing) becomes zeros.
+    Returns False, having done nothing, when x's layout does not fit (the caller runs numpy's)."""
+    item = x.itemsize
+    if x.ndim < 2 or x.ndim > 4 or x.strides[-1] != item or any(s % item for s in x.strides):
+        return False
+    shape = (1,) * (4 - x.ndim) + x.shape
+    strides = (0,) * (4 - x.ndim) + tuple(s // item for s in x.strides)
+    _call("softmax_rows", x, shape[0], shape[1], shape[2], shape[3], strides[0], strides[1], strides[2])
+    return True
