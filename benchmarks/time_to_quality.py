@@ -15,17 +15,19 @@ import json
 import math
 from pathlib import Path
 
+from tinygrad_lite import cli
+
 
 def read_log(path: Path) -> tuple[list[dict], dict]:
     """(evaluations, final record) of one log."""
     try:
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except (OSError, json.JSONDecodeError) as e:
-        raise SystemExit(f"error: cannot read the log {path}: {e}") from None
+        raise cli.UsageError(f"cannot read the log {path}: {e}") from None
     points = [r for r in records if "val" in r]
     final = next((r for r in records if "final_val" in r), {})
     if not points:
-        raise SystemExit(f"error: {path} holds no evaluations (write it with --log)")
+        raise cli.UsageError(f"{path} holds no evaluations (write it with --log)")
     return points, final
 
 
@@ -58,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

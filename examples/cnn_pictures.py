@@ -9,27 +9,22 @@ The feature maps are the outputs of each conv layer (before pooling) for the dig
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 import tinygrad_lite as tl
 from models.cnn import CNN, CONFIGS
-from tinygrad_lite import Tensor, no_grad
+from tinygrad_lite import Tensor, cli, no_grad
 
-
-def fail(message: str) -> None:
-    """A user's mistake: one line on stderr, exit status 2."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+TRAIN = "python examples/train_mnist.py --model cnn"
 
 
 def load_model(path: Path) -> tuple[CNN, str]:
-    checkpoint = tl.load(path)
+    checkpoint = cli.load_checkpoint(path, made_by=TRAIN)
     name = checkpoint["config"].get("model", "mlp")
     if name not in CONFIGS:
-        fail(f"{path} holds a {name} model, not a CNN (train one with --model cnn)")
+        raise cli.UsageError(f"{path} holds a {name} model, not a CNN; train one with {TRAIN}")
     model = CNN(CONFIGS[name], seed=0)
     model.load_state_dict(checkpoint["model"])
     return model.eval(), name
@@ -106,16 +101,14 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        fail("the pictures need matplotlib: pip install 'tinygrad_lite[plot]'")
-    if not args.checkpoint.exists():
-        fail(f"no checkpoint at {args.checkpoint}; train one with `python examples/train_mnist.py --model cnn`")
+        raise cli.UsageError("the pictures need matplotlib: pip install 'tinygrad_lite[plot]'") from None
     model, name = load_model(args.checkpoint)
     _, _, x_test, y_test = tl.datasets.load_mnist(args.data_dir)
     if not 0 <= args.index < len(x_test):
-        fail(f"--index must be in 0..{len(x_test) - 1}, got {args.index}")
+        raise cli.UsageError(f"--index must be in 0..{len(x_test) - 1}, got {args.index}")
     draw_filters(model, name, args.filters, plt)
     draw_features(model, name, x_test[args.index].reshape(1, 28, 28), int(y_test[args.index]), args.features, plt)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

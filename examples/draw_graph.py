@@ -83,6 +83,8 @@ def model_loss(model: MLP | GPT | CNN, inputs: tuple[Tensor, Tensor], grads: boo
     with viz.record(model):
         if isinstance(model, GPT):
             loss = model(x, targets)[1]
+        elif isinstance(model, CNN):
+            loss = F.cross_entropy(model(x), targets)
         else:
             loss = F.mse_loss(model(x), targets, reduction="sum") * Tensor(0.5 / len(x), name="1/(2B)")
     loss.name = "loss"

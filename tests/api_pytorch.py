@@ -369,7 +369,8 @@ PYTORCH: dict[str, str] = {
     "perf.get_num_threads": "same: torch.get_num_threads",
     "perf.set_num_threads": "same: torch.set_num_threads",
     "perf.*": "not in PyTorch: the engine's memory and threading helpers",
-    "kernels.*": "not in PyTorch: the compiled loops (C) behind layer norm, the tanh GELU and Adam, and their switch",
+    "kernels.*": "not in PyTorch: the compiled loops (C) behind layer norm, the tanh GELU, Adam and attention's "
+                 "softmax, and their switch",
     "nn.compiled.*": "not in PyTorch: layer norm and the tanh GELU on the compiled loops (PyTorch has its own "
                      "kernels)",
     "tensor.*": "not in PyTorch: the engine's graph walk and hooks",

@@ -49,6 +49,8 @@ def script(name: str) -> str:
     (["attention_experiments.py", "--replot", "--out", "nowhere"], ["--replot: no nowhere/results.json"]),
     (["draw_graph.py", "expr", "-o", "expr.nope"], ["-o:", "nope"]),
     (["gradcheck_experiments.py", "bug", "--out", "file.txt/sub"], ["file.txt"]),
+    (["cnn_pictures.py", "--checkpoint", "nope.npz"],
+     ["no checkpoint at nope.npz; train one with python examples/train_mnist.py --model cnn"]),
 ])
 def test_a_users_mistake_is_one_line_and_status_2(args, expected, tmp_path):
     (tmp_path / "file.txt").write_text("a file where a folder should be")

@@ -26,7 +26,7 @@ from tinygrad_lite.viz import Trace, TraceRow
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 LESSONS = ["01_neuron_and_graph", "02_backprop_nielsen", "03_attention_shapes", "04_gradient_checks",
-           "05_train_a_small_gpt"]
+           "05_train_a_small_gpt", "06_convolutions"]
 MAX_NOTEBOOK_BYTES = 1_000_000
 MAX_PICTURE_BYTES = 150_000  # one stored PNG, decoded
 CELL_TIMEOUT = 240  # seconds per cell in the quick run (the slowest takes about 20 s here)

@@ -5,7 +5,7 @@ passes: the same maths, the same `reference` (inherited), so create_graph and th
 alike. `F.layer_norm` and `F.gelu` (and the LayerNorm and GELU modules) choose them while
 `kernels.enabled()`; inputs a kernel does not take (integer or float16 data) go to the numpy op's code.
 Graphs, traces, anomaly reports and profiles name them as the numpy ops (`layernorm`, `gelu`): they
-name the maths, and a graph drawn with numba reads as one drawn without.
+name the maths, and a graph drawn with the compiled loops reads as one drawn without.
 """
 
 from __future__ import annotations
