@@ -16,7 +16,6 @@ step (tracemalloc).
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import resource
 import statistics
@@ -51,9 +50,8 @@ def engine_setup(weights: Path, batch: int, threads: int):
     import tinygrad_lite as tl
     import tinygrad_lite.nn.functional as F
     from tinygrad_lite import Tensor, optim
-    from tinygrad_lite.perf import keep_freed_memory, set_num_threads
+    from tinygrad_lite.perf import set_num_threads
 
-    keep_freed_memory()
     set_num_threads(threads)
     model = CNN(CNNConfig(), seed=0)
     model.load_state_dict(tl.load(weights))
@@ -145,46 +143,18 @@ def traced_peak_mib(step, batch) -> float:
 # ---- the per-op profile (engine) -----------------------------------------------------------------------------
 
 
-def profile_ops(step, data, steps: int) -> None:
-    """Time every Function's forward and backward during `steps` steps (each op class wrapped by a timer)."""
-    from tinygrad_lite import Function
+def profile(step, data, steps: int) -> None:
+    """Where the engine's step goes, op by op (tinygrad_lite.profiler): forward and backward ms, share."""
+    from tinygrad_lite.profiler import profile_ops
 
-    spent: dict[tuple[str, str], float] = collections.defaultdict(float)
-
-    def subclasses(cls):
-        for sub in cls.__subclasses__():
-            yield sub
-            yield from subclasses(sub)
-
-    def timer(fn, key):
-        def wrapped(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[key] += time.perf_counter() - t0
-        return wrapped
-
-    for cls in set(subclasses(Function)):
-        for phase in ("forward", "backward", "backward_into"):
-            fn = cls.__dict__.get(phase)
-            if fn is not None:
-                setattr(cls, phase, timer(fn, (cls.__name__.lower(), "backward" if phase != "forward" else phase)))
     step(*data[0])
-    spent.clear()
     t0 = time.perf_counter()
-    for i in range(steps):
-        step(*data[i % len(data)])
-    total = (time.perf_counter() - t0) / steps * 1000
-    ops = sorted({op for op, _ in spent}, key=lambda op: -(spent[op, "forward"] + spent[op, "backward"]))
-    print(f"engine step {total:.1f} ms (batch {len(data[0][1])}, mean of {steps} steps), by op:")
-    print(f"{'op':24s} {'forward ms':>11s} {'backward ms':>12s} {'share':>7s}")
-    for op in ops:
-        fwd, bwd = spent[op, "forward"] / steps * 1000, spent[op, "backward"] / steps * 1000
-        print(f"{op:24s} {fwd:11.2f} {bwd:12.2f} {100 * (fwd + bwd) / total:6.1f}%")
-    inside = sum(spent.values()) / steps * 1000
-    print(f"{'(outside the ops)':24s} {total - inside:24.2f} {100 * (total - inside) / total:6.1f}%  "
-          f"(Python glue, the graph walk, gradient sums, Adam)")
+    with profile_ops() as table:
+        for i in range(steps):
+            step(*data[i % len(data)])
+    total = time.perf_counter() - t0
+    print(f"engine step {1000 * total / steps:.1f} ms (batch {len(data[0][1])}, mean of {steps} steps), by op:")
+    print(table.format(total_seconds=total, steps=steps))
 
 
 # ---- processes -----------------------------------------------------------------------------------------------
@@ -194,7 +164,7 @@ def worker(args: argparse.Namespace) -> None:
     setup = engine_setup if args.worker == "engine" else torch_setup
     step, data = setup(args.weights, args.batch, args.threads)
     if args.profile:
-        profile_ops(step, data, args.steps)
+        profile(step, data, args.steps)
         return
     times = timed_steps(step, data, args.warmup, args.steps)
     result = {"ms": 1000 * statistics.median(times)}

@@ -135,16 +135,23 @@ def epoch_numpy(x: np.ndarray, y: np.ndarray, steps: int) -> None:
 # ---- PyTorch -------------------------------------------------------------------------------------------
 
 
-def epoch_torch(x: np.ndarray, y: np.ndarray, steps: int) -> None:
+def torch_mlp():
+    """The modern MLP in PyTorch: Linear, ReLU, Dropout, ..., Linear."""
     import torch
 
-    torch.manual_seed(0)
     layers = []
     for i, (n_in, n_out) in enumerate(zip(SIZES, SIZES[1:])):
         layers.append(torch.nn.Linear(n_in, n_out))
         if i < len(SIZES) - 2:
             layers += [torch.nn.ReLU(), torch.nn.Dropout(DROPOUT)]
-    model = torch.nn.Sequential(*layers)
+    return torch.nn.Sequential(*layers)
+
+
+def epoch_torch(x: np.ndarray, y: np.ndarray, steps: int) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = torch_mlp()
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     for i in range(steps):

@@ -103,14 +103,9 @@ def theirs(model_name: str):
             opt.step()
 
         return step, batches
-    from bench_mlp import BATCH, DROPOUT, LR, SIZES
+    from bench_mlp import BATCH, LR, SIZES, torch_mlp
 
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(SIZES, SIZES[1:])):
-        layers.append(torch.nn.Linear(n_in, n_out))
-        if i < len(SIZES) - 2:
-            layers += [torch.nn.ReLU(), torch.nn.Dropout(DROPOUT)]
-    model = torch.nn.Sequential(*layers)
+    model = torch_mlp()
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     batches = [(torch.from_numpy(rng.random((BATCH, SIZES[0]), dtype=np.float32)),
                 torch.from_numpy(rng.integers(0, SIZES[-1], BATCH))) for _ in range(4)]

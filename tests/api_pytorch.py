@@ -118,6 +118,8 @@ PYTORCH: dict[str, str] = {
     "Tensor.add": "same (no alpha=)",
     "Tensor.arange": STATIC.format("arange"),
     "Tensor.argmax": "same: dim= and keepdim= (numpy's axis= and keepdims= too); no gradient",
+    "Tensor.any": "same: dim= (an int or, as torch 2.2+, a tuple) and keepdim=; a bool result, no gradient",
+    "Tensor.all": "same: dim= (an int or, as torch 2.2+, a tuple) and keepdim=; a bool result, no gradient",
     "Tensor.argmin": "same: dim= and keepdim= (numpy's axis= and keepdims= too); no gradient",
     "Tensor.astype": "not in PyTorch: numpy's name for to(dtype)",
     "Tensor.backward": "same: gradient=, retain_graph= (default create_graph), create_graph=, inputs=",

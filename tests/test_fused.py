@@ -9,15 +9,21 @@ convolution, pooling, unfold and batch-norm kernels of nn/conv.py (tests/test_co
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import arrays, distinct_arrays, shapes
 
 import tinygrad_lite.nn.functional as F
-from tinygrad_lite import Tensor, gradgradcheck
+from tinygrad_lite import Tensor, gradgradcheck, kernels
 from tinygrad_lite.nn.attention import ScaledDotProductAttention
+from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction
 from tinygrad_lite.nn.functional import CrossEntropy, LayerNormFunction, LinearFunction
 from tinygrad_lite.ops.elementwise import GELUFunction
+
+# Each fused op, and its compiled form where the loops compiled (tinygrad_lite.kernels): held to one reference.
+LAYER_NORMS = [LayerNormFunction] + ([CompiledLayerNormFunction] if kernels.available() else [])
+GELUS = [GELUFunction] + ([CompiledGELUFunction] if kernels.available() else [])
 
 FAST = settings(max_examples=20)
 
@@ -58,16 +64,17 @@ def test_linear(data, bias):
         check(lambda x, w: LinearFunction.apply(x, w), LinearFunction.reference, x, w)
 
 
+@pytest.mark.parametrize("function", LAYER_NORMS, ids=lambda f: f.__name__)
 @FAST
 @given(data=st.data(), affine=st.sampled_from(["none", "weight", "both"]), ndim=st.integers(1, 2))
-def test_layer_norm(data, affine, ndim):
+def test_layer_norm(function, data, affine, ndim):
     shape = data.draw(shapes(min_dims=ndim, max_dims=3, max_size=24))
     x = data.draw(arrays(shape)) * 2 + np.arange(np.prod(shape)).reshape(shape) * 0.1  # no constant rows
     norm = shape[len(shape) - ndim:]
     params = dict(ndim=ndim, eps=1e-5)
     extra = [data.draw(arrays(norm)) for _ in range({"none": 0, "weight": 1, "both": 2}[affine])]
-    check(lambda x, *wb: LayerNormFunction.apply(x, *wb, **params),
-          lambda x, *wb: LayerNormFunction.reference(x, *wb, **params), x, *extra)
+    check(lambda x, *wb: function.apply(x, *wb, **params),
+          lambda x, *wb: function.reference(x, *wb, **params), x, *extra)
 
 
 @FAST
@@ -91,11 +98,12 @@ def test_cross_entropy(data, reduction, smoothing, weighted, soft):
         check(lambda x: CrossEntropy.apply(x, **options), lambda x: CrossEntropy.reference(x, **options), logits)
 
 
+@pytest.mark.parametrize("function", GELUS, ids=lambda f: f.__name__)
 @FAST
 @given(x=shapes().flatmap(arrays), approximate=st.sampled_from(["none", "tanh"]))
-def test_gelu(x, approximate):
-    check(lambda t: GELUFunction.apply(t, approximate=approximate),
-          lambda t: GELUFunction.reference(t, approximate=approximate), x)
+def test_gelu(function, x, approximate):
+    check(lambda t: function.apply(t, approximate=approximate),
+          lambda t: function.reference(t, approximate=approximate), x)
 
 
 @FAST

@@ -26,6 +26,7 @@ COVERED: set[str] = set()
 NOT_DIFFERENTIABLE = {
     "argmax": "returns indices",
     "argmin": "returns indices",
+    "any": "boolean result", "all": "boolean result",
     "long": "integer result",
     "__eq__": "boolean result", "__ne__": "boolean result", "__lt__": "boolean result",
     "__le__": "boolean result", "__gt__": "boolean result", "__ge__": "boolean result",

@@ -156,6 +156,20 @@ def test_reductions_take_dim_and_keepdim_as_torch():
         x.sum(dim=1, axis=1)
 
 
+def test_any_and_all_reduce_to_bool_as_torch():
+    data = np.array([[[0.0, 1.0], [0.0, 0.0]], [[2.0, 3.0], [0.0, -1.0]]])
+    x, tx = Tensor(data), torch.from_numpy(data)
+    for name in ("any", "all"):
+        ours, theirs = getattr(x, name), getattr(tx, name)
+        for result, expected in ((ours(), theirs()), (ours(dim=1), theirs(dim=1)), (ours(2, True), theirs(2, True)),
+                                 (ours(axis=0, keepdims=True), theirs(dim=0, keepdim=True)),
+                                 (ours(dim=(0, 2)), theirs(dim=(0, 2)))):
+            assert result.dtype == np.bool_ and result.shape == tuple(expected.shape)
+            np.testing.assert_array_equal(result.data, expected.numpy())
+    with pytest.raises(TypeError, match="any: give dim= or axis=, not both"):
+        x.any(dim=1, axis=1)
+
+
 def test_max_with_dim_returns_values_and_indices_as_torch():
     x, tx = both(np.array([[1.0, 3.0, 3.0], [2.0, 0.5, 2.0]]))
     values, indices = x.max(dim=1)

@@ -212,6 +212,21 @@ _argreduce("argmax", np.argmax)
 _argreduce("argmin", np.argmin)
 
 
+def _truth(name: str, fn):
+    def method(self: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool | None = None, *,
+               axis: int | tuple[int, ...] | None = None, keepdims: bool | None = None) -> Tensor:
+        axes = _axes(name, self, dim, axis)
+        return Tensor(np.asarray(fn(self.data, axis=axes, keepdims=_keep(name, keepdim, keepdims))))
+
+    method.__name__ = name
+    method.__doc__ = f"Whether {name} elements along `dim` are nonzero (None: all dims), as bool; no gradient."
+    return tensor_method(method)
+
+
+_truth("any", np.any)
+_truth("all", np.all)
+
+
 # ---- softmax family ---------------------------------------------------------------------
 
 
