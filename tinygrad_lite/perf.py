@@ -235,6 +235,10 @@ def split_in_blocks(work: Callable[[slice], None], n: int, block: int = 1 << 17)
 
 
 _MATMUL_MIN_FLOPS = 1 << 22  # multiply-adds below which one core is faster than two
+# A few rows times a matrix (a generation step's products), or a matrix times a few columns, is bound by
+# reading the matrix; OpenBLAS's own threads read it about twice as fast as one thread (their spinning
+# afterwards matters little there: such steps split no elementwise work).
+_FEW = 8
 _POLICIES = ("auto", "blas", "engine")
 _policy = "auto"
 _elementwise_shared = False  # set when split_across_cores first ran parts in several threads
@@ -263,12 +267,16 @@ def using_products(policy: str) -> Iterator[None]:
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """a @ b (+ bias, broadcast over rows) for the engine's ops, by `product_policy()`.
 
-    "blas": one numpy product on OpenBLAS's threads. "engine": every product on one
-    BLAS thread per call, a large 2-D one (M, K) @ (K, N) split across our threads
-    along M or N, whichever halves the larger operand; each thread adds the bias to its part.
+    "blas": one numpy product on OpenBLAS's threads. "engine": a 2-D product with at most
+    `_FEW` rows or columns on OpenBLAS's threads (it is memory-bound); every other product on
+    one BLAS thread per call, a large one (M, K) @ (K, N) split across our threads along M or N,
+    whichever halves the larger operand; each thread adds the bias to its part.
     """
     if product_policy() == "blas":
         return _plus(a @ b, bias)
+    if a.ndim == 2 and b.ndim == 2 and min(a.shape[0], b.shape[1]) <= _FEW:
+        with blas_threads(_num_threads):
+            return _plus(a @ b, bias)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < _MATMUL_MIN_FLOPS:
         with blas_threads(1):
             return _plus(a @ b, bias)
