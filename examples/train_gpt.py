@@ -1,6 +1,6 @@
 """Train the character-level GPT (models/gpt.py) on Tiny Shakespeare or any UTF-8 text.
 
-    python examples/train_gpt.py                            # the default config: val loss <= 1.50 in 20 minutes
+    python examples/train_gpt.py                            # the default: 20 minutes, the schedule following the clock
     python examples/train_gpt.py --text my.txt --max-iters 500 --max-minutes 0 --checkpoint out/my.npz
     python examples/train_gpt.py --resume                   # continue from --checkpoint
     python examples/train_gpt.py --tokenizer bpe            # on byte-level BPE tokens (models/bpe.py), not characters

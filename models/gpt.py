@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from models.hub import pretrained_dir, pretrained_file, require
-from tinygrad_lite import Tensor, is_grad_enabled, nn, no_grad
+from tinygrad_lite import Tensor, is_grad_enabled, nn, no_grad, perf
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.nn.attention import causal_mask
 from tinygrad_lite.optim import AdamW
@@ -367,6 +367,8 @@ class GPT(nn.Module):
         weights = require("safetensors.numpy", op).load_file(weights_file)
         model = cls(config, seed=0)
         model.load_state_dict(_state_from_hf(weights, model, weights_file))
+        del weights
+        perf.release_freed_memory()  # the file's arrays and the random initial weights: half the resident memory
         return model.eval()
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:

@@ -177,7 +177,7 @@ FIGURES = [
            grab=GPT_GRAB, speed=True),
     Figure("bench-generate", "generation tokens/s of a GPT-2-small-shaped model against transformers",
            "python benchmarks/bench_generate.py", quick="--rounds 1 --tokens 2 --prompt-len 2 --skip-no-cache",
-           quote=r"tok/s|ratio|MiB", speed=True),
+           quote=r"tokens/s|\dx |same tokens", speed=True),
     Figure("attention", "the attention sweep: 9 variants x 800 steps", "python examples/attention_experiments.py",
            "--out docs/results/attention --plot docs/img/attention_variants.png", ATTENTION_QUICK,
            {"sweep time (min)": r"\(([\d.]+) min\)$"}, quote=r"^\| `", speed=True),

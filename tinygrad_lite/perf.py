@@ -52,15 +52,9 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     Returns True when the setting took effect (glibc on Linux), False elsewhere (harmless no-op).
     Importing tinygrad_lite does this already (see the module docstring for the opt-out).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -68,6 +62,27 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     mmap_ok = mallopt(_M_MMAP_THRESHOLD, min(threshold_bytes, 32 << 20)) == 1
     trim_ok = mallopt(_M_TRIM_THRESHOLD, threshold_bytes) == 1
     return mmap_ok and trim_ok
+
+
+def release_freed_memory() -> bool:
+    """Give the freed blocks that `keep_freed_memory` keeps back to the operating system (glibc's malloc_trim).
+
+    For after a one-off burst of temporaries (loading a checkpoint), which would otherwise stay resident.
+    Returns True when glibc released something, False elsewhere or when there was nothing to release.
+    """
+    libc = _libc()
+    return libc is not None and hasattr(libc, "malloc_trim") and libc.malloc_trim(0) == 1
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    try:
+        return None if name is None else ctypes.CDLL(name)
+    except OSError:
+        return None
 
 
 # ---- OpenBLAS's thread count ------------------------------------------------------------------
