@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import settings
@@ -12,6 +15,15 @@ settings.register_profile("default", deadline=None, max_examples=60)
 settings.load_profile("default")
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def load_example(name: str) -> ModuleType:
+    """examples/<name>.py as a module, executed afresh (registered in sys.modules, where dataclasses look)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 # The real data's folder as the session was started: tests that isolate the library from the real data unset

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import arrays, check_grad
@@ -20,11 +19,7 @@ from models.gpt import GPT, GPTConfig
 from tinygrad_lite import Tensor, cli
 from tinygrad_lite.nn import functional as F
 
-_spec = importlib.util.spec_from_file_location(
-    "attention_experiments", Path(__file__).resolve().parent.parent / "examples" / "attention_experiments.py")
-experiments = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = experiments  # its dataclass looks itself up there
-_spec.loader.exec_module(experiments)
+experiments = load_example("attention_experiments")
 
 CAUSAL_MASKS = ("causal", "strict_causal")
 LEAKY_MASKS = ("none", "anti_causal")

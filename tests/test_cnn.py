@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import load_example
 
 import tinygrad_lite as tl
 import tinygrad_lite.nn.functional as F
@@ -101,15 +100,8 @@ def test_tiny_cnn_overfits_a_batch():
 # ---- examples/train_mnist.py --------------------------------------------------------------------------------
 
 
-def _train_script():
-    spec = importlib.util.spec_from_file_location("train_mnist", REPO / "examples" / "train_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_expanded_data_is_each_image_and_its_four_one_pixel_shifts():
-    script = _train_script()
+    script = load_example("train_mnist")
     x = np.random.default_rng(2).random((3, 784), dtype=np.float32)
     expanded = script.expanded_batch(x, np.arange(15))
     assert expanded.shape == (15, 784)
@@ -124,7 +116,7 @@ def test_expanded_data_is_each_image_and_its_four_one_pixel_shifts():
 
 
 def test_random_shifts_move_each_image_within_its_frame():
-    script = _train_script()
+    script = load_example("train_mnist")
     x = np.zeros((50, 1, 28, 28), dtype=np.float32)
     x[:, 0, 10:18, 10:18] = 1.0
     moved = script.randomly_shifted(x, 2, np.random.default_rng(3))
@@ -140,7 +132,7 @@ def small_mnist(monkeypatch):
     data = (rng.random((600, 784), dtype=np.float32), rng.integers(0, 10, 600),
             rng.random((100, 784), dtype=np.float32), rng.integers(0, 10, 100))
     monkeypatch.setattr(tl.datasets, "load_mnist", lambda *args, **kwargs: data)
-    script = _train_script()
+    script = load_example("train_mnist")
     monkeypatch.setattr(script, "N_TRAIN", 500)
     return script
 
@@ -170,7 +162,7 @@ def test_any_folder_of_mnist_format_files_trains_a_cnn(tmp_path, capsys, monkeyp
     for split, n in (("train", 80), ("t10k", 20)):
         write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         write_idx(tmp_path / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n))
-    script = _train_script()
+    script = load_example("train_mnist")
     monkeypatch.setattr(script, "N_TRAIN", 60)
     accuracy = script.main(["--model", "nielsen-2conv", "--epochs", "1", "--data-dir", str(tmp_path),
                             "--checkpoint", str(tmp_path / "fake.npz")])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,16 +17,7 @@ from models.gpt import GPT, GPTConfig, KVCache, sample, sinusoidal_encoding
 from tinygrad_lite import Tensor, gradcheck, is_grad_enabled, nn, no_grad
 from tinygrad_lite.io import load, save
 
-
-def _example(name: str):
-    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_gpt = _example("train_gpt")
+train_gpt = load_example("train_gpt")
 
 
 def tiny(**overrides) -> GPTConfig:
@@ -325,7 +315,7 @@ def test_training_on_bpe_tokens_and_sampling_them(tmp_path, capsys):
     ckpt = _train(tmp_path, "bpe", 3, extra=["--tokenizer", "bpe", "--vocab-size", "270"])
     assert "merges" in ckpt["tokenizer"] and ckpt["config"]["vocab_size"] == 270
     capsys.readouterr()
-    sample_gpt = _example("sample_gpt")
+    sample_gpt = load_example("sample_gpt")
     text = sample_gpt.main(["--checkpoint", str(tmp_path / "bpe.npz"), "--prompt", "abc", "--tokens", "12"])
     assert capsys.readouterr().out == text + "\n" and text.startswith("abc") and len(text) > 3
     model, tokenizer = sample_gpt.load_model(tmp_path / "bpe.npz")

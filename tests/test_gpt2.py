@@ -6,7 +6,6 @@ download); the name path (a model name fetched with huggingface_hub) runs agains
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_example
 
 from models.gpt import GPT, GPTConfig, sample
 from tinygrad_lite import Tensor
@@ -28,15 +28,7 @@ transformers.utils.logging.disable_progress_bar()
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402 (after the skips)
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 VOCAB, POSITIONS = 300, 24
-
-
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def hf_logits(model: GPT2LMHeadModel, ids: np.ndarray) -> np.ndarray:

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import numpy as np
 import pytest
-from conftest import REPO, require_data
+from conftest import load_example, require_data
 
 import tinygrad_lite as tl
 import tinygrad_lite.nn.functional as F
 from models.mlp import MLP
 from tinygrad_lite import Tensor, gradcheck, optim
-
-
-def _train_script():
-    spec = importlib.util.spec_from_file_location("train_mnist", REPO / "examples" / "train_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_mlp_structure_and_errors():
@@ -81,7 +73,7 @@ def test_short_real_mnist_run_beats_chance(mnist):
 
 
 def test_training_script_classic_recipe_runs(tmp_path, capsys, monkeypatch, mnist):
-    script = _train_script()
+    script = load_example("train_mnist")
     monkeypatch.setattr(tl.datasets, "load_mnist", lambda *args, **kwargs: mnist)
     accuracy = script.main(["--classic", "--epochs", "1", "--batch-size", "100", "--checkpoint",
                             str(tmp_path / "classic.npz")])
@@ -92,7 +84,7 @@ def test_training_script_classic_recipe_runs(tmp_path, capsys, monkeypatch, mnis
 
 
 def test_training_script_resumes_on_the_same_trajectory(tmp_path, capsys, monkeypatch, mnist):
-    script = _train_script()
+    script = load_example("train_mnist")
     monkeypatch.setattr(tl.datasets, "load_mnist", lambda *args, **kwargs: mnist)  # loaded once per module
     common = ["--hidden", "16", "--batch-size", "1000", "--seed", "3", "--epochs", "2"]
     script.main([*common, "--checkpoint", str(tmp_path / "full.npz")])
