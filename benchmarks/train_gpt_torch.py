@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> float:
         val = estimate_loss(model, data, args.batch_size, args.eval_iters, args.seed + 1)
         seconds = clock()
         print(f"step {step}: train {train:.4f}, val {val:.4f}, {seconds / 60:.1f} min", flush=True)
-        train_gpt.append_log(args.log, {"step": step, "seconds": round(seconds, 2), "train": train, "val": val,
+        train_gpt.append_log(args.log, {"step": step, "seconds": round(seconds, 3), "train": train, "val": val,
                                         "lr": lr})
         if val < best_val:
             best_val, best_state = val, {k: v.clone() for k, v in model.state_dict().items()}

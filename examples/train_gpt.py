@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> float:
         history["val_loss"].append(val)
         history["val_seconds"].append(seconds)
         tqdm.write(f"step {step}: train {train:.4f}, val {val:.4f}, {seconds / 60:.1f} min")
-        append_log(args.log, {"step": step, "seconds": round(seconds, 2), "train": train, "val": val, "lr": lr})
+        append_log(args.log, {"step": step, "seconds": round(seconds, 3), "train": train, "val": val, "lr": lr})
         if val < best_val:
             best_val = val
             save_checkpoint(step, seconds)

@@ -67,6 +67,7 @@ def test_the_clock_budget_is_used_and_logged(tmp_path):
                     "--no-progress", "--log", str(log)])
     *points, final = [json.loads(line) for line in log.read_text().splitlines()]
     assert set(final) == {"final_val", "steps"} and final["steps"] == points[-1]["step"]
-    assert len(points) >= 2 and all(a["seconds"] < b["seconds"] for a, b in zip(points, points[1:]))
+    seconds = [p["seconds"] for p in points]  # rounded to ms: two evaluations on a fast machine may share one
+    assert len(points) >= 2 and seconds == sorted(seconds) and seconds[0] < seconds[-1]
     assert points[-1]["seconds"] >= 3.0  # the whole budget of 3 s was used (the last evaluation comes after it)
     assert points[-1]["lr"] < 2e-4  # the cosine has come down to --min-lr (1e-4) with the clock
