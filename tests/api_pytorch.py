@@ -371,10 +371,10 @@ PYTORCH: dict[str, str] = {
     "perf.get_num_threads": "same: torch.get_num_threads",
     "perf.set_num_threads": "same: torch.set_num_threads",
     "perf.*": "not in PyTorch: the engine's memory and threading helpers",
-    "kernels.*": "not in PyTorch: the compiled loops (C) behind layer norm, the tanh GELU, Adam and attention's "
-                 "softmax, and their switch",
-    "nn.compiled.*": "not in PyTorch: layer norm and the tanh GELU on the compiled loops (PyTorch has its own "
-                     "kernels)",
+    "kernels.*": "not in PyTorch: the compiled loops (C) behind layer norm, the tanh GELU, Adam, attention's "
+                 "softmax and max pooling, and their switch",
+    "nn.compiled.*": "not in PyTorch: layer norm, the tanh GELU and max pooling on the compiled loops (PyTorch "
+                     "has its own kernels)",
     "tensor.*": "not in PyTorch: the engine's graph walk and hooks",
     "models.*": "not in PyTorch: this project's models and their data",
 }

@@ -17,13 +17,14 @@ from strategies import arrays, distinct_arrays, shapes
 import tinygrad_lite.nn.functional as F
 from tinygrad_lite import Tensor, gradgradcheck, kernels
 from tinygrad_lite.nn.attention import ScaledDotProductAttention
-from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction
+from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction, CompiledMaxPooling
 from tinygrad_lite.nn.functional import CrossEntropy, LayerNormFunction, LinearFunction
 from tinygrad_lite.ops.elementwise import GELUFunction
 
 # Each fused op, and its compiled form where the loops compiled (tinygrad_lite.kernels): held to one reference.
 LAYER_NORMS = [LayerNormFunction] + ([CompiledLayerNormFunction] if kernels.available() else [])
 GELUS = [GELUFunction] + ([CompiledGELUFunction] if kernels.available() else [])
+MAX_POOLINGS = ["MaxPooling"] + (["CompiledMaxPooling"] if kernels.available() else [])
 
 FAST = settings(max_examples=20)
 
@@ -139,7 +140,7 @@ def test_convolution(data, stride, dilation, padding, groups, bias):
 
 
 @FAST
-@given(data=st.data(), op=st.sampled_from(["max", "avg", "unfold"]), stride=st.integers(1, 2),
+@given(data=st.data(), op=st.sampled_from(["avg", "unfold", *MAX_POOLINGS]), stride=st.integers(1, 2),
        ceil_mode=st.booleans())
 def test_pooling_and_unfold(data, op, stride, ceil_mode):
     from tinygrad_lite.nn.conv import AvgPooling, Im2Col, MaxPooling
@@ -147,8 +148,9 @@ def test_pooling_and_unfold(data, op, stride, ceil_mode):
     x = data.draw(distinct_arrays((1, 2, 4, 5)))  # distinct: no ties inside a window
     if op == "unfold":
         fn, params = Im2Col, dict(kernel=(2, 2), stride=(stride, stride), padding=((1, 1), (0, 0)), dilation=(1, 1))
-    elif op == "max":
-        fn, params = MaxPooling, dict(kernel=(2, 2), stride=(stride, stride), padding=(1, 0), ceil_mode=ceil_mode)
+    elif op in MAX_POOLINGS:
+        fn = MaxPooling if op == "MaxPooling" else CompiledMaxPooling
+        params = dict(kernel=(2, 2), stride=(stride, stride), padding=(1, 0), ceil_mode=ceil_mode)
     else:
         fn, params = AvgPooling, dict(kernel=(2, 3), stride=(stride, stride), padding=(1, 1), ceil_mode=ceil_mode,
                                       count_include_pad=False)

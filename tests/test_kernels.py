@@ -2,8 +2,8 @@
 
 Layer norm and the tanh GELU: against the numpy ops in float32, to round-off (the C library's vector tanh,
 and row sums added in another order); tests/test_fused.py holds the compiled ops to their reference in
-float64 (values, gradients, second derivatives) beside the numpy ops. Adam and AdamW: the same parameters
-to the bit after several steps, float32 and float64. And the switch itself. Skipped where the loops do not
+float64 (values, gradients, second derivatives) beside the numpy ops. Adam and AdamW, and max pooling: the
+same numbers to the bit, float32 and float64. And the switch itself. Skipped where the loops do not
 compile (no C compiler); CI has one.
 """
 
@@ -14,7 +14,8 @@ import pytest
 
 import tinygrad_lite.nn.functional as F
 from tinygrad_lite import Tensor, kernels, nn, optim
-from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction
+from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction, CompiledMaxPooling
+from tinygrad_lite.nn.conv import MaxPooling
 from tinygrad_lite.nn.functional import LayerNormFunction
 from tinygrad_lite.ops.elementwise import GELUFunction
 
@@ -60,9 +61,11 @@ def test_the_modules_and_functions_use_the_compiled_ops_while_enabled():
         assert isinstance(nn.LayerNorm(4)(x).grad_fn, CompiledLayerNormFunction)
         assert isinstance(nn.GELU(approximate="tanh")(x).grad_fn, CompiledGELUFunction)
         assert type(F.gelu(x).grad_fn) is GELUFunction  # the exact form has no kernel
+        assert isinstance(nn.MaxPool2d(2)(x.reshape(1, 1, 2, 4)).grad_fn, CompiledMaxPooling)
     with kernels.use_compiled(False):
         assert type(F.layer_norm(x, 4).grad_fn) is LayerNormFunction
         assert type(F.gelu(x, approximate="tanh").grad_fn) is GELUFunction
+        assert type(F.max_pool2d(x.reshape(1, 1, 2, 4), 2).grad_fn) is MaxPooling
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.int64])
@@ -75,6 +78,40 @@ def test_compiled_ops_leave_other_dtypes_to_the_numpy_code(dtype):
             assert out.dtype == np.float16 and np.array_equal(out.data, expected.data)
         else:
             assert F.gelu(Tensor(x), approximate="tanh").dtype == np.float32  # cast first, as x.gelu() does
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channels last", "a slice"])
+@pytest.mark.parametrize("geometry", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+                                      dict(kernel_size=3, stride=1),  # windows overlap: sums
+                                      dict(kernel_size=3, stride=1, padding=1),
+                                      dict(kernel_size=(2, 3), stride=(1, 2), dilation=2),
+                                      dict(kernel_size=2, stride=3, padding=1, ceil_mode=True)],
+                         ids=["2", "3-2-1-ceil", "3-1", "3-1-1", "2x3-dilated", "2-3-1-ceil"])
+def test_compiled_max_pool_is_the_numpy_max_pool_to_the_bit(geometry, layout, dtype, two_threads):
+    """Maxima, which input each came from (ties: the first; a NaN wins, the last of its window; padding never)
+    and the gradients, over batches big enough to be shared among the cores. The loops take channels-last
+    inputs whose windows lie inside them; the other cases check that they are handed to numpy's code."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((24, 5, 13, 11)).astype(dtype)
+    x[:, :, 4:8, 4:8] = np.round(x[:, :, 4:8, 4:8])  # ties
+    x[0, 0, 0, :3], x[1, 2, 5, :], x[2, 1, 6, :] = np.nan, np.inf, -np.inf
+    x[3, 3, 2, 2] = x[3, 3, 2, 3] = np.nan
+    if layout == "channels last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    elif layout == "a slice":
+        x = np.concatenate([x, x], axis=3)[:, :, :, ::2]
+    results, upstream = [], None
+    for flag in (True, False):
+        with kernels.use_compiled(flag):
+            t = Tensor(x, requires_grad=True)
+            out, indices = F.max_pool2d(t, return_indices=True, **geometry)
+            upstream = rng.standard_normal(out.shape).astype(dtype) if upstream is None else upstream
+            out.backward(Tensor(upstream))
+            results.append((out.data, indices.data, t.grad.data))
+    assert np.isnan(results[0][0]).any() and np.isinf(results[0][0]).any()
+    for ours, numpy in zip(*results):
+        assert ours.dtype == numpy.dtype and np.array_equal(ours, numpy, equal_nan=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

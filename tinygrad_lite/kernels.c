@@ -147,3 +147,80 @@ void NAME(softmax_rows)(real *restrict x, ptrdiff_t outer, ptrdiff_t middle, ptr
                 for (ptrdiff_t j = 0; j < cols; j++) row[j] /= total;
             }
 }
+
+/* Max pooling of channels-last arrays (the channels' stride is 1), for windows that lie inside the input (no
+ * padding). geometry: n c h w (the input), ho wo (the output), kh kw (the kernel), sh sw (its stride), dh dw
+ * (its dilation), then the element strides of x (4), of best and which (4, the same layout) and of g (4).
+ * The window of output (y, v) takes the input at rows y sh + i dh and columns v sw + j dw. The loops run
+ * along the channels, POOL_LANES at a time, without branches: a random maximum would mispredict one
+ * branch in two. */
+#ifndef POOL_GEOMETRY_DECLARED
+#define POOL_GEOMETRY_DECLARED
+enum { P_N, P_C, P_H, P_W, P_HO, P_WO, P_KH, P_KW, P_SH, P_SW, P_DH, P_DW, P_XS, P_OS = P_XS + 4, P_GS = P_OS + 4,
+       P_LENGTH = P_GS + 4 };
+#define POOL_LANES 64
+#endif
+
+/* best = each window's maximum, which = the offset k = i kw + j of its first maximum (a strictly larger value
+ * takes over, visiting k in order); a NaN wins over everything, the last NaN of a window last. */
+void NAME(max_pool2d)(const real *restrict x, real *restrict best, unsigned char *restrict which,
+                      const ptrdiff_t *restrict geometry) {
+    ptrdiff_t p[P_LENGTH];
+    for (int i = 0; i < P_LENGTH; i++) p[i] = geometry[i];
+    const ptrdiff_t *xs = p + P_XS, *os = p + P_OS;
+    real top[POOL_LANES];
+    int won[POOL_LANES], nan_k[POOL_LANES];
+    for (ptrdiff_t b = 0; b < p[P_N]; b++)
+        for (ptrdiff_t y = 0; y < p[P_HO]; y++)
+            for (ptrdiff_t v = 0; v < p[P_WO]; v++)
+                for (ptrdiff_t c0 = 0; c0 < p[P_C]; c0 += POOL_LANES) {
+                    const ptrdiff_t count = p[P_C] - c0 < POOL_LANES ? p[P_C] - c0 : POOL_LANES;
+                    const real *window = x + b * xs[0] + c0 + y * p[P_SH] * xs[2] + v * p[P_SW] * xs[3];
+                    for (ptrdiff_t l = 0; l < count; l++) {
+                        top[l] = -INFINITY;
+                        won[l] = 0;
+                        nan_k[l] = -1;
+                    }
+                    for (int i = 0; i < p[P_KH]; i++)
+                        for (int j = 0; j < p[P_KW]; j++) {
+                            const real *src = window + i * p[P_DH] * xs[2] + j * p[P_DW] * xs[3];
+                            const int k = (int)(i * p[P_KW] + j);
+                            #pragma omp simd
+                            for (ptrdiff_t l = 0; l < count; l++) {
+                                const real value = src[l];
+                                const int taken = value > top[l];
+                                top[l] = taken ? value : top[l];
+                                won[l] = taken ? k : won[l];
+                                nan_k[l] = value != value ? k : nan_k[l];
+                            }
+                        }
+                    const ptrdiff_t o = b * os[0] + c0 + y * os[2] + v * os[3];
+                    for (ptrdiff_t l = 0; l < count; l++) {
+                        best[o + l] = nan_k[l] >= 0 ? (real)NAN : top[l];
+                        which[o + l] = (unsigned char)(nan_k[l] >= 0 ? nan_k[l] : won[l]);
+                    }
+                }
+}
+
+/* gx (zeros) += g at the input each window's maximum came from: offset by offset (k ascending, the order
+ * numpy's formula adds in where windows overlap), each channel adding its g or 0. */
+void NAME(max_pool2d_backward)(const real *restrict g, const unsigned char *restrict which, real *restrict gx,
+                               const ptrdiff_t *restrict geometry) {
+    ptrdiff_t p[P_LENGTH];
+    for (int i = 0; i < P_LENGTH; i++) p[i] = geometry[i];
+    const ptrdiff_t *xs = p + P_XS, *os = p + P_OS, *gs = p + P_GS;
+    for (int i = 0; i < p[P_KH]; i++)
+        for (int j = 0; j < p[P_KW]; j++) {
+            const unsigned char k = (unsigned char)(i * p[P_KW] + j);
+            for (ptrdiff_t b = 0; b < p[P_N]; b++)
+                for (ptrdiff_t y = 0; y < p[P_HO]; y++)
+                    for (ptrdiff_t v = 0; v < p[P_WO]; v++) {
+                        const unsigned char *picked = which + b * os[0] + y * os[2] + v * os[3];
+                        const real *up = g + b * gs[0] + y * gs[2] + v * gs[3];
+                        real *dst = gx + b * xs[0] + (y * p[P_SH] + i * p[P_DH]) * xs[2] +
+                                    (v * p[P_SW] + j * p[P_DW]) * xs[3];
+                        #pragma omp simd
+                        for (ptrdiff_t c = 0; c < p[P_C]; c++) dst[c] += picked[c] == k ? up[c] : (real)0;
+                    }
+        }
+}

@@ -1,8 +1,8 @@
-"""Layer norm and the tanh GELU with their loops compiled (`tinygrad_lite.kernels`), where they compiled.
+"""Layer norm, the tanh GELU and max pooling with their loops compiled (`tinygrad_lite.kernels`), where they compiled.
 
 Each is its numpy op with `forward` and `backward` running the kernels instead of numpy's chain of
 passes: the same maths, the same `reference` (inherited), so create_graph and the tests treat them
-alike. `F.layer_norm` and `F.gelu` (and the LayerNorm and GELU modules) choose them while
+alike. `F.layer_norm`, `F.gelu` and `F.max_pool2d` (and their modules) choose them while
 `kernels.enabled()`; inputs a kernel does not take (integer or float16 data) go to the numpy op's code.
 Graphs, traces, anomaly reports and profiles name them as the numpy ops (`layernorm`, `gelu`): they
 name the maths, and a graph drawn with the compiled loops reads as one drawn without.
@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import kernels, perf
 from ..ops.elementwise import GELUFunction
+from . import conv
 from .functional import _MIN_ROWS_PER_THREAD, LayerNormFunction
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -90,6 +91,53 @@ class CompiledGELUFunction(GELUFunction):
         return (grad,)
 
 
+def _compiled_case(x_shape, kernel, stride, padding, dilation, out) -> bool:
+    """Whether the compiled loops take this pooling of a float32/64, channels-last input: every window inside
+    the input (no padding, no ceil_mode overhang) and at most 256 offsets (`which` is uint8)."""
+    inside = not any(map(any, padding)) and all((o - 1) * s + d * (k - 1) < size for o, s, d, k, size in
+                                                zip(out, stride, dilation, kernel, x_shape[2:]))
+    return inside and kernel[0] * kernel[1] <= 256
+
+
+def _channels_last(a: np.ndarray) -> np.ndarray:
+    return a if conv._channels_last(a) else np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def _max_pool2d_forward(x: np.ndarray, kernel, stride, padding, dilation, out) -> tuple[np.ndarray, np.ndarray]:
+    """conv's `_max_pool2d_forward` (the same maxima, the same `which`), one compiled pass per part of the batch."""
+    # channels-last as convolutions leave their output; numpy's passes are as fast on the other layouts
+    if not (x.dtype in _DTYPES and conv._channels_last(x) and _compiled_case(x.shape, kernel, stride, padding,
+                                                                              dilation, out)):
+        return conv._max_pool2d_forward(x, kernel, stride, padding, dilation, out)
+    best = conv._empty((*x.shape[:2], *out), x.dtype, True)
+    which = conv._empty(best.shape, np.dtype(np.uint8), True)
+    conv._batch_parts(lambda items: kernels.max_pool2d(x[items], best[items], which[items], kernel, stride, dilation),
+                      len(x), best[0].size * kernel[0] * kernel[1] * conv._PASS_COST // 4)
+    return best, which
+
+
+def _max_pool2d_backward(g: np.ndarray, which: np.ndarray, x_shape, kernel, stride, padding, dilation,
+                         out) -> np.ndarray:
+    """conv's `_max_pool2d_backward`, one compiled pass per kernel offset and part of the batch."""
+    if not (g.dtype in _DTYPES and which.dtype == np.uint8 and conv._channels_last(which) and
+            _compiled_case(x_shape, kernel, stride, padding, dilation, out)):
+        return conv._max_pool2d_backward(g, which, x_shape, kernel, stride, padding, dilation, out)
+    g = _channels_last(g)
+    gx = conv._empty(x_shape, g.dtype, True, 0.0)
+    conv._batch_parts(lambda items: kernels.max_pool2d_backward(g[items], which[items], gx[items], kernel, stride,
+                                                                dilation),
+                      len(g), g[0].size * kernel[0] * kernel[1] * conv._PASS_COST // 4)
+    return gx
+
+
+class CompiledMaxPooling(conv.MaxPooling):
+    """`MaxPooling` finding each window's maximum, and sending its gradient back, in compiled loops."""
+
+    maxima = staticmethod(_max_pool2d_forward)
+    maxima_backward = staticmethod(_max_pool2d_backward)
+
+
 # the name an op is shown under comes from its class's __name__ (Function.name)
 CompiledLayerNormFunction.__name__ = LayerNormFunction.__name__
 CompiledGELUFunction.__name__ = GELUFunction.__name__
+CompiledMaxPooling.__name__ = conv.MaxPooling.__name__

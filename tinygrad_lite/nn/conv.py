@@ -6,7 +6,8 @@ Fused ops, each one `Function` whose forward and backward call plain numpy kerne
                       and one for the weight gradient; the input gradient is col2im, one product and one add
                       per kernel offset (kh * kw of them)
     unfold            the im2col itself: (N, C, H, W) -> (N, C * kh * kw, L)
-    max_pool2d        one pass per kernel offset keeps the running maximum and which offset gave it
+    max_pool2d        one pass per kernel offset keeps the running maximum and which offset gave it (one
+                      compiled pass in all where the kernels are on: nn/compiled.py)
     avg_pool2d        one pass per kernel offset adds the window up
     batch_norm        (training) the mean and variance per channel in one op, the backward in three passes
 
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import kernels
 from ..perf import blas_threads, split_across_cores
 from ..tensor import Function, Tensor, no_grad
 from .module import Module, Parameter
@@ -535,15 +537,18 @@ def _first_inside(start: int, dilation: int) -> int:
 class MaxPooling(Function):
     """max_pool2d: the gradient goes to the one input each window picked."""
 
+    maxima = staticmethod(_max_pool2d_forward)  # (x, *geometry) -> (best, which); nn/compiled.py's in one pass
+    maxima_backward = staticmethod(_max_pool2d_backward)
+
     def forward(self, x, kernel=(1, 1), stride=None, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
         out, pads = _pool_layout(x.shape, kernel, stride, padding, dilation, ceil_mode)
         self.geometry = (kernel, stride or kernel, pads, dilation, out)
-        best, self.which = _max_pool2d_forward(x, *self.geometry)
+        best, self.which = self.maxima(x, *self.geometry)
         self.x_shape = x.shape
         return best
 
     def backward(self, g):
-        return (_max_pool2d_backward(g.data, self.which, self.x_shape, *self.geometry),)
+        return (self.maxima_backward(g.data, self.which, self.x_shape, *self.geometry),)
 
     @staticmethod
     def reference(x: Tensor, **params: Any) -> Tensor:
@@ -564,13 +569,15 @@ def max_pool2d(input: Tensor, kernel_size: int | Pair, stride: int | Pair | None
     x, batched = _pool_input("max_pool2d", input)
     kernel, strides, pads, dilations = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation,
                                                       ceil_mode)
-    result = MaxPooling.apply(x, **_pool_params(kernel, strides, padding=pads, dilation=dilations,
-                                                ceil_mode=bool(ceil_mode)))
+    from .compiled import CompiledMaxPooling  # (it subclasses MaxPooling)
+
+    op = CompiledMaxPooling if kernels.enabled() else MaxPooling
+    result = op.apply(x, **_pool_params(kernel, strides, padding=pads, dilation=dilations, ceil_mode=bool(ceil_mode)))
     if not return_indices:
         return result if batched else result[0]
     out, sides = _pool_layout(x.shape, kernel, strides, pads, dilations, ceil_mode)
     which = result._ctx.which if result._ctx is not None else \
-        _max_pool2d_forward(x.data, kernel, strides, sides, dilations, out)[1]  # no graph: run the kernel again
+        op.maxima(x.data, kernel, strides, sides, dilations, out)[1]  # no graph: run the kernel again
     rows = (np.arange(out[0]) * strides[0] - pads[0])[:, None] + (which // kernel[1]) * dilations[0]
     cols = (np.arange(out[1]) * strides[1] - pads[1]) + (which % kernel[1]) * dilations[1]
     indices = Tensor((rows * x.shape[3] + cols).astype(np.int64))
