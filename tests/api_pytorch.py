@@ -372,7 +372,7 @@ PYTORCH: dict[str, str] = {
     "perf.set_num_threads": "same: torch.set_num_threads",
     "perf.*": "not in PyTorch: the engine's memory and threading helpers",
     "kernels.*": "not in PyTorch: the compiled loops (C) behind layer norm, the tanh GELU, Adam, attention's "
-                 "softmax and max pooling, and their switch",
+                 "softmax, max pooling and dropout's masks, and their switch",
     "nn.compiled.*": "not in PyTorch: layer norm, the tanh GELU and max pooling on the compiled loops (PyTorch "
                      "has its own kernels)",
     "tensor.*": "not in PyTorch: the engine's graph walk and hooks",

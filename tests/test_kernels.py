@@ -2,8 +2,8 @@
 
 Layer norm and the tanh GELU: against the numpy ops in float32, to round-off (the C library's vector tanh,
 and row sums added in another order); tests/test_fused.py holds the compiled ops to their reference in
-float64 (values, gradients, second derivatives) beside the numpy ops. Adam and AdamW, and max pooling: the
-same numbers to the bit, float32 and float64. And the switch itself. Skipped where the loops do not
+float64 (values, gradients, second derivatives) beside the numpy ops. Adam and AdamW, max pooling and
+dropout's masks: the same numbers to the bit, float32 and float64. And the switch itself. Skipped where the loops do not
 compile (no C compiler); CI has one.
 """
 
@@ -112,6 +112,37 @@ def test_compiled_max_pool_is_the_numpy_max_pool_to_the_bit(geometry, layout, dt
     assert np.isnan(results[0][0]).any() and np.isinf(results[0][0]).any()
     for ours, numpy in zip(*results):
         assert ours.dtype == numpy.dtype and np.array_equal(ours, numpy, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(), (7,), (3, 1000), (4, 300, 300)], ids=["0-d", "7", "3x1000", "in parts"])
+def test_compiled_dropout_mask_is_the_numpy_formulas_to_the_bit(shape, dtype, two_threads):
+    from tinygrad_lite.nn.attention import dropout_mask
+
+    for p in (0.1, 0.5, 1 / 3):
+        compiled = dropout_mask(shape, p, np.random.default_rng(4), dtype)
+        with kernels.use_compiled(False):
+            numpy = dropout_mask(shape, p, np.random.default_rng(4), dtype)
+        assert compiled.dtype == numpy.dtype == dtype and compiled.shape == shape
+        assert np.array_equal(compiled, numpy)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.1, 0.5, 0.9])
+def test_dropout_masks_drop_p_of_the_elements_independently_and_keep_the_expectation(p):
+    """Over 360,000 elements (in parts on both cores): the share dropped is p within 5 standard deviations,
+    also among the neighbours of dropped elements (no correlation from one index to the next), the mean
+    multiplier is 1 within 5 of its standard deviations, and masks from one generator differ."""
+    from tinygrad_lite.nn.attention import dropout_mask
+
+    rng = np.random.default_rng(5)
+    mask = dropout_mask((600, 600), p, rng, np.float64).reshape(-1)
+    n, dropped = mask.size, mask == 0
+    assert abs(dropped.mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
+    after_dropped = dropped[1:][dropped[:-1]]
+    assert abs(after_dropped.mean() - p) < 5 * np.sqrt(p * (1 - p) / after_dropped.size)
+    np.testing.assert_allclose(mask[~dropped], 1 / (1 - p))
+    assert abs(mask.mean() - 1) < 5 * np.sqrt(p / (1 - p) / n)
+    assert not np.array_equal(mask, dropout_mask((600, 600), p, rng, np.float64).reshape(-1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

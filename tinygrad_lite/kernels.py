@@ -46,7 +46,8 @@ _DRIVER = """{vector_math}
 """
 # -ffp-contract=off: no fused multiply-adds, so that a*b + c rounds as numpy's two operations do
 _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared"]
-_SIGNATURES = {  # name: argument kinds, "p" an array, "n" a count, "x" a scalar (passed as a double)
+_SIGNATURES = {  # name: argument kinds, "p" an array, "n" a count, "u" an unsigned 64-bit integer, "x" a scalar
+    # (passed as a double)
     "adam": "ppppnxxxxxxx",
     "layer_norm": "pppxpppnn",
     "layer_norm_backward": "pppppnn",
@@ -55,8 +56,9 @@ _SIGNATURES = {  # name: argument kinds, "p" an array, "n" a count, "x" a scalar
     "softmax_rows": "pnnnnnnn",
     "max_pool2d": "pppp",
     "max_pool2d_backward": "pppp",
+    "dropout_mask": "pnuuux",
 }
-_C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "x": ctypes.c_double}
+_C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "u": ctypes.c_uint64, "x": ctypes.c_double}
 _OFF = ("0", "false", "no", "off")
 
 _lock = threading.Lock()
@@ -256,3 +258,9 @@ def max_pool2d_backward(g: np.ndarray, which: np.ndarray, gx: np.ndarray, kernel
     g = _whole_strides(g)
     _call("max_pool2d_backward", g, which, gx, _pool_geometry(gx.shape, g.shape[2:], kernel, stride, dilation,
                                                               gx, which, g))
+
+
+def dropout_mask(out: np.ndarray, seed: int, start: int, threshold: int, scale: float) -> None:
+    """out (contiguous) = the inverted-dropout multipliers of elements start, start + 1, ...: 0 where the top 24
+    bits of SplitMix64's number for that index (from `seed`) fall below `threshold`, else `scale`."""
+    _call("dropout_mask", out, out.size, seed, start, threshold, scale)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
-from ..perf import blas_threads, split_across_cores
+from ..perf import blas_threads, split_across_cores, split_in_blocks
 from ..random import get_generator
 from ..tensor import Function, Tensor
 
@@ -56,9 +56,25 @@ def _causal_bias(t: int, s: int, dtype: np.dtype) -> np.ndarray:
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -> np.ndarray:
-    """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p) (`F.dropout` and attention's dropout)."""
-    keep = get_generator(rng, "dropout").random(shape, dtype=np.float32) >= p
-    return keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
+    """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p) (`F.dropout` and attention's dropout).
+
+    Element i drops where the top 24 bits of SplitMix64's i-th number fall below p·2²⁴ (the resolution of a
+    float32 uniform); the stream's seed is one draw from `rng`. A stream read by index lets the compiled loop
+    (`kernels.dropout_mask`) fill parts of the mask at once, and this formula gives the same mask without it.
+    """
+    seed = int(get_generator(rng, "dropout").integers(0, 2**63))
+    threshold, scale = math.ceil(p * 2**24), 1.0 / (1.0 - p)
+    dtype = np.dtype(dtype)
+    if kernels.enabled() and dtype in (np.float32, np.float64):
+        out = np.empty(shape, dtype)
+        flat = out.reshape(-1)
+        split_in_blocks(lambda part: kernels.dropout_mask(flat[part], seed, part.start, threshold, scale), flat.size)
+        return out
+    z = np.uint64(seed) + np.arange(1, math.prod(shape) + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    keep = ((z ^ (z >> np.uint64(31))) >> np.uint64(40)) >= threshold
+    return keep.reshape(shape).astype(dtype) * np.asarray(scale, dtype=dtype)
 
 
 class ScaledDotProductAttention(Function):
