@@ -226,15 +226,14 @@ void NAME(max_pool2d_backward)(const real *restrict g, const unsigned char *rest
         }
 }
 
-/* Inverted-dropout multipliers: out[i] = 0 where the top 24 bits of hash(start + i) fall below threshold
- * (p 2^24, rounded up), else scale (1 / (1 - p)). The hash is SplitMix64's output function on its Weyl
- * sequence seed + (index + 1) * golden: SplitMix64's own stream, by index, so that parts fill at once. */
-void NAME(dropout_mask)(real *restrict out, ptrdiff_t n, uint64_t seed, uint64_t start, uint64_t threshold,
-                        double scale_) {
+/* Inverted-dropout multipliers: out[i] = 0 where the top 24 bits of hash(i) fall below threshold (p 2^24,
+ * rounded up), else scale (1 / (1 - p)). The hash is SplitMix64's output function on its Weyl sequence
+ * seed + (i + 1) * golden: SplitMix64's own stream, read by index, which numpy's formula can do too. */
+void NAME(dropout_mask)(real *restrict out, ptrdiff_t n, uint64_t seed, uint64_t threshold, double scale_) {
     const real scale = (real)scale_;
     #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++) {
-        uint64_t z = seed + (start + (uint64_t)i + 1) * 0x9E3779B97F4A7C15ull;
+        uint64_t z = seed + ((uint64_t)i + 1) * 0x9E3779B97F4A7C15ull;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
         z ^= z >> 31;

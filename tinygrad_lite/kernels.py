@@ -56,7 +56,7 @@ _SIGNATURES = {  # name: argument kinds, "p" an array, "n" a count, "u" an unsig
     "softmax_rows": "pnnnnnnn",
     "max_pool2d": "pppp",
     "max_pool2d_backward": "pppp",
-    "dropout_mask": "pnuuux",
+    "dropout_mask": "pnuux",
 }
 _C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "u": ctypes.c_uint64, "x": ctypes.c_double}
 _OFF = ("0", "false", "no", "off")
@@ -260,7 +260,7 @@ def max_pool2d_backward(g: np.ndarray, which: np.ndarray, gx: np.ndarray, kernel
                                                               gx, which, g))
 
 
-def dropout_mask(out: np.ndarray, seed: int, start: int, threshold: int, scale: float) -> None:
-    """out (contiguous) = the inverted-dropout multipliers of elements start, start + 1, ...: 0 where the top 24
-    bits of SplitMix64's number for that index (from `seed`) fall below `threshold`, else `scale`."""
-    _call("dropout_mask", out, out.size, seed, start, threshold, scale)
+def dropout_mask(out: np.ndarray, seed: int, threshold: int, scale: float) -> None:
+    """out (contiguous) = inverted-dropout multipliers: element i is 0 where the top 24 bits of SplitMix64's i-th
+    number (from `seed`) fall below `threshold`, else `scale`."""
+    _call("dropout_mask", out, out.size, seed, threshold, scale)

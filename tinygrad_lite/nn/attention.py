@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
-from ..perf import blas_threads, split_across_cores, split_in_blocks
+from ..perf import blas_threads, split_across_cores
 from ..random import get_generator
 from ..tensor import Function, Tensor
 
@@ -59,16 +59,16 @@ def dropout_mask(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -
     """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p) (`F.dropout` and attention's dropout).
 
     Element i drops where the top 24 bits of SplitMix64's i-th number fall below p·2²⁴ (the resolution of a
-    float32 uniform); the stream's seed is one draw from `rng`. A stream read by index lets the compiled loop
-    (`kernels.dropout_mask`) fill parts of the mask at once, and this formula gives the same mask without it.
+    float32 uniform); the stream's seed is one draw from `rng`. The compiled loop (`kernels.dropout_mask`) makes
+    the mask in one pass on one core (handing it to the other core costs a small layer more than it saves), and
+    this formula, reading the stream by index, gives the same mask without it.
     """
     seed = int(get_generator(rng, "dropout").integers(0, 2**63))
     threshold, scale = math.ceil(p * 2**24), 1.0 / (1.0 - p)
     dtype = np.dtype(dtype)
     if kernels.enabled() and dtype in (np.float32, np.float64):
         out = np.empty(shape, dtype)
-        flat = out.reshape(-1)
-        split_in_blocks(lambda part: kernels.dropout_mask(flat[part], seed, part.start, threshold, scale), flat.size)
+        kernels.dropout_mask(out.reshape(-1), seed, threshold, scale)
         return out
     z = np.uint64(seed) + np.arange(1, math.prod(shape) + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
