@@ -166,7 +166,7 @@ enum { P_N, P_C, P_H, P_W, P_HO, P_WO, P_KH, P_KW, P_SH, P_SW, P_DH, P_DW, P_XS,
  * takes over, visiting k in order); a NaN wins over everything, the last NaN of a window last. */
 void NAME(max_pool2d)(const real *restrict x, real *restrict best, unsigned char *restrict which,
                       const ptrdiff_t *restrict geometry) {
-    ptrdiff_t p[P_LENGTH];
+    ptrdiff_t p[P_LENGTH];  /* a local copy: stores through `which` (a char may alias anything) do not reload it */
     for (int i = 0; i < P_LENGTH; i++) p[i] = geometry[i];
     const ptrdiff_t *xs = p + P_XS, *os = p + P_OS;
     real top[POOL_LANES];

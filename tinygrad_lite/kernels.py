@@ -46,8 +46,8 @@ _DRIVER = """{vector_math}
 """
 # -ffp-contract=off: no fused multiply-adds, so that a*b + c rounds as numpy's two operations do
 _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared"]
-_SIGNATURES = {  # name: argument kinds, "p" an array, "n" a count, "u" an unsigned 64-bit integer, "x" a scalar
-    # (passed as a double)
+# name: argument kinds, "p" an array, "n" a count, "u" an unsigned 64-bit integer, "x" a scalar (passed as a double)
+_SIGNATURES = {
     "adam": "ppppnxxxxxxx",
     "layer_norm": "pppxpppnn",
     "layer_norm_backward": "pppppnn",
@@ -228,7 +228,6 @@ def softmax_rows_(x: np.ndarray) -> bool:
     return True
 
 
-
 def _pool_geometry(x_shape: tuple[int, ...], out: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
                    dilation: tuple[int, int], *arrays: np.ndarray) -> np.ndarray:
     """kernels.c's geometry of a 2-D pooling: the sizes, then each array's strides in elements."""
@@ -236,26 +235,19 @@ def _pool_geometry(x_shape: tuple[int, ...], out: tuple[int, ...], kernel: tuple
     return np.array([*x_shape, *out, *kernel, *stride, *dilation, *strides], dtype=np.intp)
 
 
-def _whole_strides(a: np.ndarray) -> np.ndarray:
-    """`a`, or a copy of it where its strides are not whole elements (a view of raw bytes)."""
-    return a if all(s % a.itemsize == 0 for s in a.strides) else a.copy()
-
-
 def max_pool2d(x: np.ndarray, best: np.ndarray, which: np.ndarray, kernel: tuple[int, int],
                stride: tuple[int, int], dilation: tuple[int, int]) -> None:
     """x (N, C, H, W) -> best (N, C, Ho, Wo, x's dtype), each window's maximum, and which (uint8, best's layout),
     the offset k = i * kw + j of its first maximum (of its last NaN where it has one). All three channels-last
     (the channels' stride 1); no padding: every window lies inside x."""
-    x = _whole_strides(x)
     _call("max_pool2d", x, best, which, _pool_geometry(x.shape, best.shape[2:], kernel, stride, dilation,
-                                                       x, best, best))
+                                                       x, best, best))  # (no g: best's strides in its place)
 
 
 def max_pool2d_backward(g: np.ndarray, which: np.ndarray, gx: np.ndarray, kernel: tuple[int, int],
                         stride: tuple[int, int], dilation: tuple[int, int]) -> None:
     """gx (N, C, H, W, zeros, g's dtype) += each window's g (N, C, Ho, Wo) at the input `which` (uint8) picked;
     all three channels-last."""
-    g = _whole_strides(g)
     _call("max_pool2d_backward", g, which, gx, _pool_geometry(gx.shape, g.shape[2:], kernel, stride, dilation,
                                                               gx, which, g))
 

@@ -99,7 +99,7 @@ def _compiled_case(x_shape, kernel, stride, padding, dilation, out) -> bool:
     return inside and kernel[0] * kernel[1] <= 256
 
 
-def _channels_last(a: np.ndarray) -> np.ndarray:
+def _as_channels_last(a: np.ndarray) -> np.ndarray:
     return a if conv._channels_last(a) else np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
@@ -122,7 +122,7 @@ def _max_pool2d_backward(g: np.ndarray, which: np.ndarray, x_shape, kernel, stri
     if not (g.dtype in _DTYPES and which.dtype == np.uint8 and conv._channels_last(which) and
             _compiled_case(x_shape, kernel, stride, padding, dilation, out)):
         return conv._max_pool2d_backward(g, which, x_shape, kernel, stride, padding, dilation, out)
-    g = _channels_last(g)
+    g = _as_channels_last(g)
     gx = conv._empty(x_shape, g.dtype, True, 0.0)
     conv._batch_parts(lambda items: kernels.max_pool2d_backward(g[items], which[items], gx[items], kernel, stride,
                                                                 dilation),
