@@ -123,6 +123,8 @@ FIGURES = [
                  (("GPT 4L", "GPT 4L/4H/128, block 64, batch 12"), ("GPT 6L", "GPT 6L/6H/192, block 128, batch 16"),
                   ("MLP", "MNIST MLP 784-512-512-10, batch 128"))},
            quote="", speed=True),
+    Figure("bench-threads", "when a second thread pays: the engine's split work on one thread and on two",
+           "python benchmarks/bench_threads.py", quick="--rounds 1", quote="", speed=True),
     Figure("bench-mlp", "one epoch of the modern MLP, 2 threads", "python benchmarks/bench_mlp.py --runs 5",
            quick="--runs 1 --steps 5 --threads 1", grab=BENCH_MLP_GRAB, speed=True),
     Figure("bench-mlp-1-thread", "one epoch of the modern MLP, 1 thread each",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite.nn.functional as F
-from tinygrad_lite import Tensor, kernels, nn, optim
+from tinygrad_lite import Tensor, kernels, nn, optim, perf
 from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction, CompiledMaxPooling
 from tinygrad_lite.nn.conv import MaxPooling
 from tinygrad_lite.nn.functional import LayerNormFunction
@@ -41,9 +41,10 @@ def test_compiled_gelu_is_the_numpy_gelu_in_float32(shape):
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
-def test_compiled_layer_norm_is_the_numpy_layer_norm_in_float32(layout, two_threads):
+def test_compiled_layer_norm_is_the_numpy_layer_norm_in_float32(layout, two_threads, monkeypatch):
+    monkeypatch.setattr(perf, "_MIN_ELEMENTS_PER_THREAD", 48 * 100)  # 600 rows: split over both threads
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((600, 48)).astype(np.float32) * 5 + 3  # 600 rows: split over both threads
+    x = rng.standard_normal((600, 48)).astype(np.float32) * 5 + 3
     if layout == "transposed":
         x = np.ascontiguousarray(x.T).T
     w, b = rng.standard_normal(48).astype(np.float32), rng.standard_normal(48).astype(np.float32)

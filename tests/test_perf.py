@@ -151,8 +151,8 @@ def test_large_linear_and_matmul_gradients_on_two_threads(threads_in_use):
 
 def test_gelu_in_many_blocks_matches_the_formula(two_threads):
     rng = np.random.default_rng(2)
-    x = Tensor(rng.standard_normal((700, 500)) * 3, requires_grad=True, dtype=np.float64)
-    assert x.numel() > 2 * (1 << 17)  # several blocks on each thread
+    x = Tensor(rng.standard_normal((1100, 500)) * 3, requires_grad=True, dtype=np.float64)
+    assert x.numel() > 2 * perf._MIN_ELEMENTS_PER_THREAD and x.numel() > 4 * (1 << 17)  # blocks on both threads
     y = x.gelu(approximate="tanh")
     d = x.data
     inner = np.sqrt(2 / np.pi) * (d + 0.044715 * d**3)
@@ -177,10 +177,13 @@ def test_matmuls_computes_each_listed_product(two_threads, policy):
 
 
 @pytest.mark.parametrize("affine", [True, False])
-def test_layer_norm_split_by_rows_matches_the_formula(two_threads, affine):
+def test_layer_norm_split_by_rows_matches_the_formula(two_threads, affine, monkeypatch):
+    monkeypatch.setattr(perf, "_MIN_ELEMENTS_PER_THREAD", 7 * 100)  # the two-thread path for 600 rows
+    splits = []
+    split = perf._split
+    monkeypatch.setattr(perf, "_split", lambda work, n, min_items: splits.append(split(work, n, min_items)))
     rng = np.random.default_rng(4)
     x = Tensor(rng.standard_normal((600, 7)) * 2 + 1, requires_grad=True, dtype=np.float64)
-    assert len(x) >= 2 * F._MIN_ROWS_PER_THREAD  # the two-thread path
     w = Tensor(rng.standard_normal(7), requires_grad=True, dtype=np.float64) if affine else None
     b = Tensor(rng.standard_normal(7), requires_grad=True, dtype=np.float64) if affine else None
     out = F.layer_norm(x, 7, w, b)
@@ -191,6 +194,17 @@ def test_layer_norm_split_by_rows_matches_the_formula(two_threads, affine):
     np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
     inputs = (x, w, b) if affine else (x,)
     assert gradcheck(lambda *t: F.layer_norm(t[0], 7, *t[1:]), *inputs, fast=True)
+    assert splits and all(splits)  # every pass ran on two threads
+
+
+def test_small_work_stays_on_one_thread(two_threads, monkeypatch):
+    """A handoff costs more than a small layer norm or GELU saves: they run as one part."""
+    splits = []
+    split = perf._split
+    monkeypatch.setattr(perf, "_split", lambda work, n, min_items: splits.append(split(work, n, min_items)))
+    x = Tensor(np.ones((768, 128), dtype=np.float32), requires_grad=True)
+    F.layer_norm(x, 128).gelu(approximate="tanh").sum().backward()
+    assert splits and not any(splits)
 
 
 def test_a_forked_child_can_still_split_work(two_threads):

@@ -12,6 +12,10 @@ numpy's elementwise ops run on one core. `split_across_cores(work, n)` runs
 `work(slice)` on consecutive parts of range(n) in `get_num_threads()` threads
 at once (numpy releases the GIL inside ufuncs and matrix products), the calling
 thread taking the first part, with OpenBLAS held to one thread meanwhile.
+A handoff costs 0.05 ms or more on a 2-core VM, so small work stays on one
+thread: a row-wise or elementwise pass splits from 2 · 2^18 numbers
+(`min_items_per_thread`, `split_in_blocks`), a product from 2^22 multiply-adds
+(python benchmarks/bench_threads.py).
 OpenBLAS's thread count is one process-wide setting (its
 `openblas_set_num_threads_local` changes it for every thread too), so
 `blas_threads` restores it as soon as the parts are done.
@@ -230,13 +234,27 @@ def _split(work: Callable[[slice], None], n: int, min_items: int) -> bool:
     return True
 
 
+# Handing a part to a second thread costs 0.05 ms with nothing to do and more with work in it (the thread
+# woken through the OS, the GIL passed back and forth): about what one core takes for a one-pass loop over
+# 2^18 numbers. Below twice that, one thread is faster; a matrix product pays from far less work
+# (python benchmarks/bench_threads.py).
+_MIN_ELEMENTS_PER_THREAD = 1 << 18
+_MATMUL_MIN_FLOPS = 1 << 22  # multiply-adds below which one core is faster than two
+
+
+def min_items_per_thread(elements_per_item: int) -> int:
+    """The `min_items` of `split_across_cores` for a one-pass loop over items of `elements_per_item` numbers."""
+    return max(1, -(-_MIN_ELEMENTS_PER_THREAD // max(elements_per_item, 1)))
+
+
 def split_in_blocks(work: Callable[[slice], None], n: int, block: int = 1 << 17) -> None:
-    """`work(part)` over range(n) in parts of at most `block` items, the parts shared evenly among the cores.
+    """`work(part)` over range(n) in parts of at most `block` items, the parts shared evenly among the cores
+    (one core below 2 * 2^18 items).
 
     For a chain of in-place ufuncs over large arrays: each part stays in the core's
     cache through the whole chain instead of streaming every step through memory.
     """
-    threads = max(1, min(_num_threads, n))
+    threads = max(1, min(_num_threads, n // _MIN_ELEMENTS_PER_THREAD))
     count = -(-n // max(block, 1))
     count = threads * -(-count // threads)  # a multiple of the thread count: no core waits on another's extra part
     size = -(-n // count) if n else 1
@@ -249,7 +267,6 @@ def split_in_blocks(work: Callable[[slice], None], n: int, block: int = 1 << 17)
     split_across_cores(parts, count, min_items=count // threads)
 
 
-_MATMUL_MIN_FLOPS = 1 << 22  # multiply-adds below which one core is faster than two
 # A few rows times a matrix (a generation step's products), or a matrix times a few columns, is bound by
 # reading the matrix; OpenBLAS's own threads read it about twice as fast as one thread (their spinning
 # afterwards matters little there: such steps split no elementwise work).

@@ -17,7 +17,7 @@ import numpy as np
 from .. import kernels, perf
 from ..ops.elementwise import GELUFunction
 from . import conv
-from .functional import _MIN_ROWS_PER_THREAD, LayerNormFunction
+from .functional import LayerNormFunction
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -34,7 +34,7 @@ class CompiledLayerNormFunction(LayerNormFunction):
         xhat, out = np.empty_like(x2), np.empty_like(x2)
         rstd = np.empty((len(x2), 1), dtype=x2.dtype)
         perf.split_across_cores(lambda r: kernels.layer_norm_rows(x2[r], weight, bias, eps, xhat[r], rstd[r], out[r]),
-                                len(x2), min_items=_MIN_ROWS_PER_THREAD)
+                                len(x2), min_items=perf.min_items_per_thread(features))
         self.xhat, self.rstd = xhat, rstd
         return out.reshape(x.shape)
 
@@ -53,7 +53,7 @@ class CompiledLayerNormFunction(LayerNormFunction):
             weight, _ = _affine([p.data for p in self.parents[1:2]], xhat.shape[1], xhat.dtype)
             gx = np.empty_like(xhat)
             perf.split_across_cores(lambda r: kernels.layer_norm_rows_backward(g2[r], xhat[r], rstd[r], weight, gx[r]),
-                                    len(xhat), min_items=_MIN_ROWS_PER_THREAD)
+                                    len(xhat), min_items=perf.min_items_per_thread(xhat.shape[1]))
             grads[0] = gx.reshape(g.shape)
         return tuple(grads)
 

@@ -271,7 +271,7 @@ class LayerNormFunction(Function):
             if b is not None:
                 out[r] += b
 
-        perf.split_across_cores(rows, len(x2), min_items=_MIN_ROWS_PER_THREAD)
+        perf.split_across_cores(rows, len(x2), min_items=perf.min_items_per_thread(features))
         self.xhat, self.rstd = xhat, rstd
         return out.reshape(x.shape)
 
@@ -301,7 +301,7 @@ class LayerNormFunction(Function):
                 d -= mean_g
                 d *= rstd[r]
 
-            perf.split_across_cores(rows, len(xhat), min_items=_MIN_ROWS_PER_THREAD)
+            perf.split_across_cores(rows, len(xhat), min_items=perf.min_items_per_thread(features))
             grads[0] = gx.reshape(g.shape)
         return tuple(grads)
 
@@ -314,8 +314,6 @@ class LayerNormFunction(Function):
         out = xhat if weight is None else xhat * weight
         return out if bias is None else out + bias
 
-
-_MIN_ROWS_PER_THREAD = 256  # below this a second thread costs more than it saves
 
 
 def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...], weight: Tensor | None = None,
