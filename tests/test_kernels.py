@@ -56,6 +56,17 @@ def test_compiled_layer_norm_is_the_numpy_layer_norm_in_float32(layout, two_thre
         np.testing.assert_allclose(a, b_, rtol=2e-5, atol=2e-4 * np.abs(b_).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_layer_norm_recomputes_xhat_to_the_bit(dtype):
+    """Backward rebuilds xhat = (x - mean) rstd from the kept mean and rstd: the forward's own xhat (without
+    weight and bias the output is xhat, as multiplying by 1 and adding 0 are exact)."""
+    x = (np.random.default_rng(2).standard_normal((50, 37)) * 4 + 2).astype(dtype)
+    t = Tensor(x, requires_grad=True)
+    out = CompiledLayerNormFunction.apply(t, ndim=1, eps=1e-5)
+    ctx = out.grad_fn
+    np.testing.assert_array_equal((x - ctx.mean) * ctx.rstd, out.data)
+
+
 def test_the_modules_and_functions_use_the_compiled_ops_while_enabled():
     x = Tensor(np.ones((2, 4), dtype=np.float32) * np.arange(4, dtype=np.float32), requires_grad=True)
     with kernels.use_compiled(True):

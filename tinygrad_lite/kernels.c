@@ -40,31 +40,28 @@ void NAME(adam)(real *restrict p, const real *restrict g, real *restrict m, real
     }
 }
 
-/* x (rows, features) -> xhat = (x - mean) rstd, rstd = 1 / sqrt(var + eps) (rows,), out = xhat weight + bias. */
+/* x (rows, features) -> mean, rstd = 1 / sqrt(var + eps) (rows,), out = xhat weight + bias with
+ * xhat = (x - mean) rstd. xhat is not kept: (x - mean) rstd gives it again to the bit. */
 void NAME(layer_norm)(const real *restrict x, const real *restrict weight, const real *restrict bias, double eps,
-                      real *restrict xhat, real *restrict rstd, real *restrict out, ptrdiff_t rows,
+                      real *restrict mean, real *restrict rstd, real *restrict out, ptrdiff_t rows,
                       ptrdiff_t features) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         const real *xr = x + r * features;
-        real *hr = xhat + r * features, *outr = out + r * features;
+        real *outr = out + r * features;
         real total = 0, squares = 0;
         #pragma omp simd reduction(+:total)
         for (ptrdiff_t j = 0; j < features; j++) total += xr[j];
-        const real mean = total / (real)features;
+        const real m = total / (real)features;
         #pragma omp simd reduction(+:squares)
         for (ptrdiff_t j = 0; j < features; j++) {
-            const real centred = xr[j] - mean;
-            hr[j] = centred;
+            const real centred = xr[j] - m;
             squares += centred * centred;
         }
         const real inverse = (real)1 / SQRT(squares / (real)features + (real)eps);
+        mean[r] = m;
         rstd[r] = inverse;
         #pragma omp simd
-        for (ptrdiff_t j = 0; j < features; j++) {
-            const real h = hr[j] * inverse;
-            hr[j] = h;
-            outr[j] = h * weight[j] + bias[j];
-        }
+        for (ptrdiff_t j = 0; j < features; j++) outr[j] = (xr[j] - m) * inverse * weight[j] + bias[j];
     }
 }
 
@@ -90,25 +87,26 @@ void NAME(layer_norm_backward)(const real *restrict g, const real *restrict xhat
 
 #define GELU_C 0.7978845608028654 /* sqrt(2 / pi) */
 
-/* GELU's tanh form: t = tanh(sqrt(2/pi) x (1 + 0.044715 x^2)), out = 0.5 x (1 + t). */
-void NAME(gelu_tanh)(const real *restrict x, real *restrict t, real *restrict out, ptrdiff_t n) {
+/* GELU's tanh form: out = 0.5 x (1 + t), t = tanh(sqrt(2/pi) x (1 + 0.044715 x^2)). */
+void NAME(gelu_tanh)(const real *restrict x, real *restrict out, ptrdiff_t n) {
     const real a = (real)0.044715, c = (real)GELU_C;
     #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++) {
         const real xi = x[i];
         const real ti = TANH((xi * xi * a + 1) * xi * c);
-        t[i] = ti;
         out[i] = (ti + 1) * xi * (real)0.5;
     }
 }
 
-/* out = g (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)): GELU's derivative times g. */
-void NAME(gelu_tanh_backward)(const real *restrict x, const real *restrict t, const real *restrict g,
-                              real *restrict out, ptrdiff_t n) {
-    const real k = (real)(3 * 0.044715 * GELU_C), c = (real)GELU_C;
+/* out = g (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)): GELU's derivative times g, with t
+ * computed again as the forward computed it (to the bit): keeping t instead would hold one more number per
+ * hidden unit from forward to backward, at the top of a step's memory, to save one tanh. */
+void NAME(gelu_tanh_backward)(const real *restrict x, const real *restrict g, real *restrict out, ptrdiff_t n) {
+    const real a = (real)0.044715, k = (real)(3 * 0.044715 * GELU_C), c = (real)GELU_C;
     #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++) {
-        const real xi = x[i], ti = t[i];
+        const real xi = x[i];
+        const real ti = TANH((xi * xi * a + 1) * xi * c);
         const real slope = xi * xi * k + c;
         out[i] = ((1 - ti * ti) * xi * slope + ti + 1) * (real)0.5 * g[i];
     }

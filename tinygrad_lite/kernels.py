@@ -51,8 +51,8 @@ _SIGNATURES = {
     "adam": "ppppnxxxxxxx",
     "layer_norm": "pppxpppnn",
     "layer_norm_backward": "pppppnn",
-    "gelu_tanh": "pppn",
-    "gelu_tanh_backward": "ppppn",
+    "gelu_tanh": "ppn",
+    "gelu_tanh_backward": "pppn",
     "softmax_rows": "pnnnnnnn",
     "max_pool2d": "pppp",
     "max_pool2d_backward": "pppp",
@@ -193,10 +193,10 @@ def adam_(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, decay: flo
           bias_correction2_sqrt, eps)
 
 
-def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float, xhat: np.ndarray,
+def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float, mean: np.ndarray,
                     rstd: np.ndarray, out: np.ndarray) -> None:
-    """x (N, F) -> xhat = (x - mean) rstd, rstd = 1 / √(var + eps) (N, 1), out = xhat weight + bias, per row."""
-    _call("layer_norm", x, weight, bias, eps, xhat, rstd, out, x.shape[0], x.shape[1])
+    """x (N, F) -> mean (N, 1), rstd = 1 / √(var + eps) (N, 1), out = (x - mean) rstd weight + bias, per row."""
+    _call("layer_norm", x, weight, bias, eps, mean, rstd, out, x.shape[0], x.shape[1])
 
 
 def layer_norm_rows_backward(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, weight: np.ndarray,
@@ -205,14 +205,15 @@ def layer_norm_rows_backward(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, 
     _call("layer_norm_backward", g, xhat, rstd, weight, gx, g.shape[0], g.shape[1])
 
 
-def gelu_tanh(x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
-    """t = tanh(√(2/π) x (1 + 0.044715 x²)), out = 0.5 x (1 + t), elementwise."""
-    _call("gelu_tanh", x, t, out, x.size)
+def gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:
+    """out = 0.5 x (1 + t), t = tanh(√(2/π) x (1 + 0.044715 x²)), elementwise."""
+    _call("gelu_tanh", x, out, x.size)
 
 
-def gelu_tanh_backward(x: np.ndarray, t: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
-    """out = g (0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3 · 0.044715 x²)), the tanh GELU's derivative times g."""
-    _call("gelu_tanh_backward", x, t, g, out, x.size)
+def gelu_tanh_backward(x: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+    """out = g (0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3 · 0.044715 x²)), the tanh GELU's derivative times g,
+    with t computed again from x exactly as `gelu_tanh` computes it."""
+    _call("gelu_tanh_backward", x, g, out, x.size)
 
 
 def softmax_rows_(x: np.ndarray) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ def reshape(self: Tensor, *shape: int | Sequence[int]) -> Tensor:
     known = [d for d in dims if d != -1]
     if dims.count(-1) > 1 or any(d < -1 for d in dims):
         raise ValueError(f"reshape: invalid target shape {dims} for a tensor of shape {self.shape}")
-    size = int(np.prod(known))
+    size = math.prod(known)
     if (-1 in dims and (size == 0 or self.numel() % size)) or (-1 not in dims and size != self.numel()):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {self.shape} ({self.numel()} elements) "
                          f"into shape {dims}")
