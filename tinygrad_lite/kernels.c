@@ -65,23 +65,30 @@ void NAME(layer_norm)(const real *restrict x, const real *restrict weight, const
     }
 }
 
-/* dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with dxhat = g weight. */
-void NAME(layer_norm_backward)(const real *restrict g, const real *restrict xhat, const real *restrict rstd,
-                               const real *restrict weight, real *restrict gx, ptrdiff_t rows, ptrdiff_t features) {
+/* dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with xhat = (x - mean) rstd (the forward's,
+ * to the bit) and dxhat = g weight; dweight += the column sums of g xhat, dbias += those of g. */
+void NAME(layer_norm_backward)(const real *restrict g, const real *restrict x, const real *restrict mean,
+                               const real *restrict rstd, const real *restrict weight, real *restrict gx,
+                               real *restrict dweight, real *restrict dbias, ptrdiff_t rows, ptrdiff_t features) {
     for (ptrdiff_t r = 0; r < rows; r++) {
-        const real *gr = g + r * features, *hr = xhat + r * features;
+        const real *gr = g + r * features, *xr = x + r * features;
+        const real m = mean[r], inverse = rstd[r];
         real *dr = gx + r * features;
         real mean_g = 0, mean_gx = 0;
         #pragma omp simd reduction(+:mean_g, mean_gx)
         for (ptrdiff_t j = 0; j < features; j++) {
+            const real h = (xr[j] - m) * inverse;
             const real gh = gr[j] * weight[j];
             mean_g += gh;
-            mean_gx += gh * hr[j];
+            mean_gx += gh * h;
+            dweight[j] += gr[j] * h;
+            dbias[j] += gr[j];
         }
         mean_g /= (real)features;
         mean_gx /= (real)features;
         #pragma omp simd
-        for (ptrdiff_t j = 0; j < features; j++) dr[j] = (gr[j] * weight[j] - mean_g - hr[j] * mean_gx) * rstd[r];
+        for (ptrdiff_t j = 0; j < features; j++)
+            dr[j] = (gr[j] * weight[j] - mean_g - (xr[j] - m) * inverse * mean_gx) * inverse;
     }
 }
 

@@ -50,7 +50,7 @@ _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-cont
 _SIGNATURES = {
     "adam": "ppppnxxxxxxx",
     "layer_norm": "pppxpppnn",
-    "layer_norm_backward": "pppppnn",
+    "layer_norm_backward": "ppppppppnn",
     "gelu_tanh": "ppn",
     "gelu_tanh_backward": "pppn",
     "softmax_rows": "pnnnnnnn",
@@ -199,10 +199,11 @@ def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: fl
     _call("layer_norm", x, weight, bias, eps, mean, rstd, out, x.shape[0], x.shape[1])
 
 
-def layer_norm_rows_backward(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, weight: np.ndarray,
-                             gx: np.ndarray) -> None:
-    """gx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with dxhat = g weight."""
-    _call("layer_norm_backward", g, xhat, rstd, weight, gx, g.shape[0], g.shape[1])
+def layer_norm_rows_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, rstd: np.ndarray, weight: np.ndarray,
+                             gx: np.ndarray, dweight: np.ndarray, dbias: np.ndarray) -> None:
+    """gx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with xhat = (x - mean) rstd and
+    dxhat = g weight; dweight (F,) += Σ_rows g xhat and dbias (F,) += Σ_rows g."""
+    _call("layer_norm_backward", g, x, mean, rstd, weight, gx, dweight, dbias, g.shape[0], g.shape[1])
 
 
 def gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:

@@ -25,8 +25,9 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 class CompiledLayerNormFunction(LayerNormFunction):
     """`LayerNormFunction` whose rows are normalised (and differentiated) in one compiled pass each.
 
-    It keeps the input's rows and their mean and rstd for backward, not xhat: (x - mean) rstd gives xhat
-    again to the bit, and the input is kept anyway (it is the residual stream), so a step holds one array
+    It keeps the input's rows and their mean and rstd for backward, not xhat: backward's one pass computes
+    (x - mean) rstd again (the forward's xhat, to the bit) beside the input's gradient and the column sums of
+    the weight's and bias's, and the input is kept anyway (the residual stream), so a step holds one array
     fewer per layer norm at the top of its memory."""
 
     def forward(self, x, *affine, ndim=1, eps=1e-5):
@@ -45,22 +46,23 @@ class CompiledLayerNormFunction(LayerNormFunction):
     def backward(self, g):
         if not hasattr(self, "mean"):  # the numpy forward ran
             return super().backward(g)
-        rstd = self.rstd
-        xhat = np.subtract(self.x2, self.mean)  # (x - mean) rstd: the forward's xhat, to the bit
-        xhat *= rstd
+        x2, mean, rstd = self.x2, self.mean, self.rstd
+        rows, features = x2.shape
+        g2 = np.ascontiguousarray(g.data.reshape(x2.shape), dtype=x2.dtype)
+        weight, _ = _affine([p.data for p in self.parents[1:2]], features, x2.dtype)
+        gx = np.empty_like(x2)
+        sums: dict[int, np.ndarray] = {}  # part start -> its (dweight, dbias) column sums
+
+        def part(r: slice) -> None:
+            sums[r.start] = partial = np.zeros((2, features), dtype=x2.dtype)
+            kernels.layer_norm_rows_backward(g2[r], x2[r], mean[r], rstd[r], weight, gx[r], partial[0], partial[1])
+
+        perf.split_across_cores(part, rows, min_items=perf.min_items_per_thread(features))
+        dweight, dbias = sum(sums.values())
         needs = self.needs_input_grad
-        g2 = np.ascontiguousarray(g.data.reshape(xhat.shape), dtype=xhat.dtype)
-        grads: list[np.ndarray | None] = [None] * len(needs)
-        if len(needs) > 1 and needs[1]:
-            grads[1] = np.einsum("ij,ij->j", g2, xhat).reshape(self.parents[1].shape)
-        if len(needs) > 2 and needs[2]:
-            grads[2] = g2.sum(axis=0).reshape(self.parents[2].shape)
-        if needs[0]:
-            weight, _ = _affine([p.data for p in self.parents[1:2]], xhat.shape[1], xhat.dtype)
-            gx = np.empty_like(xhat)
-            perf.split_across_cores(lambda r: kernels.layer_norm_rows_backward(g2[r], xhat[r], rstd[r], weight, gx[r]),
-                                    len(xhat), min_items=perf.min_items_per_thread(xhat.shape[1]))
-            grads[0] = gx.reshape(g.shape)
+        grads = [gx.reshape(g.shape) if needs[0] else None]
+        grads += [d.reshape(p.shape) if need else None for d, p, need in zip((dweight, dbias), self.parents[1:],
+                                                                              needs[1:])]
         return tuple(grads)
 
 
