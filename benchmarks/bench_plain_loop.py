@@ -1,12 +1,13 @@
 """A user's own training loop, tinygrad_lite against PyTorch CPU: each framework in its own process, taking turns.
 
-    python benchmarks/bench_plain_loop.py                      # every model, 5 runs each
+    python benchmarks/bench_plain_loop.py                      # every model, 5 runs each (the MLP 15)
     python benchmarks/bench_plain_loop.py --models gpt4 --runs 7 --profile
 
 The loop is the one a user writes (model, AdamW or Adam, forward, backward, step), with no call into
 `tinygrad_lite.perf`: what runs is the engine's defaults. Both frameworks use 2 threads, float32, the
 same initial weights. A run is one fresh process that times `--steps` steps after `--warmup`; the
-frameworks alternate run by run (which one goes first alternates too), and the table gives the medians
+frameworks alternate run by run (which one goes first alternates too; the MLP, whose step takes a few
+milliseconds, gets three times as many runs), and the table gives the medians
 over the runs of each run's median step, their ratio, and each process's peak resident memory.
 `--profile` prints where a step of the engine's GPT goes, op by op (forward and backward).
 """
@@ -30,6 +31,7 @@ MODELS = {  # name: (description, target ratio)
     "gpt6": ("GPT 6L/6H/192, block 128, batch 16", 0.9),
     "mlp": ("MNIST MLP 784-512-512-10, batch 128", 0.8),
 }
+RUNS_FACTOR = {"mlp": 3}  # its step takes a few milliseconds, so a moment's load moves a run most: more runs
 GPT_DIMS = {"gpt4": (4, 4, 128, 64, 12), "gpt6": (6, 6, 192, 128, 16)}  # n_layer, n_head, n_embd, block, batch
 VOCAB = 65
 
@@ -160,7 +162,8 @@ def profile(model_name: str, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
-    parser.add_argument("--runs", type=int, default=5, help="processes per framework and model (default 5)")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="processes per framework and model (default 5; the MLP gets three times as many)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per run (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--profile", action="store_true", help="also print the engine's per-op profile")
@@ -177,7 +180,8 @@ def main() -> None:
           f"{'RSS MiB (ours / torch)':>24s}")
     for name in names:
         results: dict[str, list[dict[str, float]]] = {"tinygrad_lite": [], "torch": []}
-        for run in range(args.runs):
+        runs = args.runs * RUNS_FACTOR.get(name, 1)
+        for run in range(runs):
             order = ("tinygrad_lite", "torch") if run % 2 == 0 else ("torch", "tinygrad_lite")
             for framework in order:
                 results[framework].append(spawn(framework, name, args))
@@ -187,7 +191,7 @@ def main() -> None:
         description, target = MODELS[name]
         print(f"{description:38s} {ms['tinygrad_lite']:11.1f} ms {ms['torch']:7.1f} ms "
               f"{ms['tinygrad_lite'] / ms['torch']:6.2f}x {target:6.2f}x {rss['tinygrad_lite']:11.0f} / "
-              f"{rss['torch']:.0f}   (run ratios {min(ratios):.2f}-{max(ratios):.2f})")
+              f"{rss['torch']:.0f}   ({runs} runs, ratios {min(ratios):.2f}-{max(ratios):.2f})")
     if args.profile:
         for name in names:
             if name in GPT_DIMS:
