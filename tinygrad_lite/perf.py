@@ -242,9 +242,11 @@ _MIN_ELEMENTS_PER_THREAD = 1 << 18
 _MATMUL_MIN_FLOPS = 1 << 22  # multiply-adds below which one core is faster than two
 
 
-def min_items_per_thread(elements_per_item: int) -> int:
-    """The `min_items` of `split_across_cores` for a one-pass loop over items of `elements_per_item` numbers."""
-    return max(1, -(-_MIN_ELEMENTS_PER_THREAD // max(elements_per_item, 1)))
+def min_items_per_thread(work_per_item: int, min_work: int | None = None) -> int:
+    """The `min_items` of `split_across_cores`: how many items of `work_per_item` make `min_work` (by default,
+    numbers of a one-pass loop: `_MIN_ELEMENTS_PER_THREAD`)."""
+    min_work = _MIN_ELEMENTS_PER_THREAD if min_work is None else min_work
+    return max(1, -(-min_work // max(work_per_item, 1)))
 
 
 def split_in_blocks(work: Callable[[slice], None], n: int, block: int = 1 << 17) -> None:

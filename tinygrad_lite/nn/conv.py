@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import kernels
-from ..perf import blas_threads, split_across_cores
+from ..perf import blas_threads, min_items_per_thread, split_across_cores
 from ..tensor import Function, Tensor, no_grad
 from .module import Module, Parameter
 
@@ -144,7 +144,7 @@ def _batch_parts(work: Any, n: int, work_per_item: int) -> None:
     part too: its own helper threads, spinning between products, make small products many times slower on a
     busy 2-core machine.
     """
-    min_items = max(1, -(-_MIN_WORK_PER_THREAD // max(work_per_item, 1)))
+    min_items = min_items_per_thread(work_per_item, _MIN_WORK_PER_THREAD)
     if n >= 2 * min_items or n * work_per_item >= 2 * _MIN_WORK_PER_THREAD:
         split_across_cores(work, n, min_items=min_items)
     else:

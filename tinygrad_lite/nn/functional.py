@@ -315,7 +315,6 @@ class LayerNormFunction(Function):
         return out if bias is None else out + bias
 
 
-
 def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """(x - mean) / sqrt(var + eps) * weight + bias over the trailing `normalized_shape` dims."""

@@ -152,7 +152,7 @@ def operands(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Two broadcast-compatible tensors of one dtype (see `promote`)."""
     if type(b) in (float, int) and isinstance(a, Tensor) and a._data.dtype.kind == "f":
         return a, Tensor._make(np.array(b, dtype=a._data.dtype), False, None)  # the hot path: `x * 2.0`
-    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype):  # else: x + y
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype):  # x + y: as is
         a, b = promote(op, a, b)
     sa, sb = a._data.shape, b._data.shape
     if sa != sb and sa and sb:  # a 0-d operand broadcasts with anything
