@@ -125,6 +125,8 @@ FIGURES = [
            quote="", speed=True),
     Figure("bench-threads", "when a second thread pays: the engine's split work on one thread and on two",
            "python benchmarks/bench_threads.py", quick="--rounds 1", quote="", speed=True),
+    Figure("bench-few-rows", "a few rows times a Linear's weight, three ways (why perf.matmul turns it around)",
+           "python benchmarks/bench_few_rows.py", quick="--rounds 1", quote="", speed=True),
     Figure("bench-mlp", "one epoch of the modern MLP, 2 threads", "python benchmarks/bench_mlp.py --runs 5",
            quick="--runs 1 --steps 5 --threads 1", grab=BENCH_MLP_GRAB, speed=True),
     Figure("bench-mlp-1-thread", "one epoch of the modern MLP, 1 thread each",

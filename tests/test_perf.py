@@ -119,6 +119,27 @@ def test_split_matmul_equals_numpy(threads_in_use, shape, monkeypatch):
     assert splits == ([max(m, n)] * 2 if big else [])  # along the longer side: rows of a or columns of b
 
 
+@pytest.mark.parametrize("policy", ["blas", "engine"])
+@pytest.mark.parametrize("rows", [1, 2, 16, 32, 33])
+def test_a_few_rows_times_a_transposed_matrix(two_threads, policy, rows, monkeypatch):
+    """x Wᵀ with 2 to _FEW_ROWS rows runs as (W xᵀ)ᵀ on OpenBLAS's threads: numpy's values, row-major, no split."""
+    rng = np.random.default_rng(4)
+    x, w, bias = rng.standard_normal((rows, 768)), rng.standard_normal((768, 768)), rng.standard_normal(768)
+    assert w.size >= perf._LARGE
+    splits = []
+    split = perf._split
+    monkeypatch.setattr(perf, "_split", lambda work, n, min_items: splits.append(n) or split(work, n, min_items))
+    weight_first = 1 < rows <= perf._FEW_ROWS
+    with perf.using_products(policy):
+        out = perf.matmul(x, w.T, bias)
+    np.testing.assert_allclose(out, x @ w.T + bias, rtol=1e-12, atol=1e-12)
+    assert out.flags.c_contiguous
+    assert splits == ([768] if policy == "engine" and not weight_first and rows > perf._FEW else [])  # by columns
+    small = rng.standard_normal((100, 768))  # below _LARGE: as numpy writes it
+    assert small.size < perf._LARGE
+    np.testing.assert_allclose(perf.matmul(x, small.T), x @ small.T, rtol=1e-12, atol=1e-12)
+
+
 def test_products_use_our_threads_once_elementwise_work_was_split(two_threads, monkeypatch):
     monkeypatch.setattr(perf, "_elementwise_shared", False)
     splits = []

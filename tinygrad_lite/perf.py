@@ -273,6 +273,13 @@ def split_in_blocks(work: Callable[[slice], None], n: int, block: int = 1 << 17)
 # reading the matrix; OpenBLAS's own threads read it about twice as fast as one thread (their spinning
 # afterwards matters little there: such steps split no elementwise work).
 _FEW = 8
+# A few rows times a matrix held transposed (x Wᵀ of a Linear, W (out, in) contiguous): OpenBLAS streams the
+# matrix 1.2 to 1.8 times faster with W as the first factor, (W xᵀ)ᵀ, from 2 to 32 rows (a prompt's prefill, a
+# small batch), and splitting it across our threads is slower still; from 64 rows x Wᵀ as it stands is as fast.
+# Below 2^17 numbers in W the product takes microseconds and the turn-around loses as much as it wins
+# (python benchmarks/bench_few_rows.py).
+_FEW_ROWS = 32
+_LARGE = 1 << 17
 _POLICIES = ("auto", "blas", "engine")
 _policy = "auto"
 _elementwise_shared = False  # set when split_across_cores first ran parts in several threads
@@ -301,11 +308,15 @@ def using_products(policy: str) -> Iterator[None]:
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """a @ b (+ bias, broadcast over rows) for the engine's ops, by `product_policy()`.
 
-    "blas": one numpy product on OpenBLAS's threads. "engine": a 2-D product with at most
+    2 to `_FEW_ROWS` rows times a large transposed matrix run as (bᵀ aᵀ)ᵀ on OpenBLAS's threads (see `_FEW_ROWS`).
+    Otherwise "blas": one numpy product on OpenBLAS's threads. "engine": a 2-D product with at most
     `_FEW` rows or columns on OpenBLAS's threads (it is memory-bound); every other product on
     one BLAS thread per call, a large one (M, K) @ (K, N) split across our threads along M or N,
     whichever halves the larger operand; each thread adds the bias to its part.
     """
+    if a.ndim == 2 and b.ndim == 2 and 1 < a.shape[0] <= _FEW_ROWS and b.size >= _LARGE and b.T.flags.c_contiguous:
+        with blas_threads(_num_threads):
+            return _plus(np.ascontiguousarray((b.T @ a.T).T), bias)
     if product_policy() == "blas":
         return _plus(a @ b, bias)
     if a.ndim == 2 and b.ndim == 2 and min(a.shape[0], b.shape[1]) <= _FEW:

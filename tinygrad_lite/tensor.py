@@ -737,6 +737,8 @@ def int_args(op: str, args: tuple, what: str = "shape") -> tuple[int, ...]:
     """Accept `f(2, 3)` and `f((2, 3))` alike; every entry must be an int (2.5 is an error, not 2)."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
+    if all(type(d) is int for d in args):  # the common case: nothing to convert
+        return args
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in args):
         raise TypeError(f"{op}: {what} must be integers, got {args!r}")
     return tuple(int(d) for d in args)

@@ -67,6 +67,8 @@ def normalize_axis(op: str, axis: int | tuple[int, ...] | list[int] | None, ndim
     """
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, checked at once
+        return (axis % ndim,)
     if isinstance(axis, (int, np.integer)):
         axes: tuple = (axis,)
     elif isinstance(axis, (tuple, list)):

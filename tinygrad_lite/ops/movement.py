@@ -90,7 +90,7 @@ def transpose(self: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap dims `dim0` and `dim1` (both required, as in PyTorch)."""
     if self.ndim == 0:
         raise ValueError(f"transpose: a 0-d tensor has no dims to swap (dims {dim0} and {dim1})")
-    a, b = (normalize_axis("transpose", d, self.ndim)[0] for d in (dim0, dim1))
+    (a,), (b,) = normalize_axis("transpose", dim0, self.ndim), normalize_axis("transpose", dim1, self.ndim)
     order = list(range(self.ndim))
     order[a], order[b] = order[b], order[a]
     return self if a == b else Permute.apply(self, axes=tuple(order))
