@@ -1,4 +1,5 @@
-"""A few rows times a Linear's weight, x Wᵀ, three ways: why `perf.matmul` runs 2 to `_FEW_ROWS` rows as (W xᵀ)ᵀ.
+"""A few rows times a Linear's weight, x Wᵀ, three ways: why `perf.matmul` runs 2 to
+`_WEIGHT_FIRST_MAX_ROWS` rows as (W xᵀ)ᵀ.
 
     python benchmarks/bench_few_rows.py            # 7 rounds
     python benchmarks/bench_few_rows.py --rounds 11

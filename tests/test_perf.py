@@ -122,21 +122,22 @@ def test_split_matmul_equals_numpy(threads_in_use, shape, monkeypatch):
 @pytest.mark.parametrize("policy", ["blas", "engine"])
 @pytest.mark.parametrize("rows", [1, 2, 16, 32, 33])
 def test_a_few_rows_times_a_transposed_matrix(two_threads, policy, rows, monkeypatch):
-    """x Wᵀ with 2 to _FEW_ROWS rows runs as (W xᵀ)ᵀ on OpenBLAS's threads: numpy's values, row-major, no split."""
+    """x Wᵀ with 2 to _WEIGHT_FIRST_MAX_ROWS rows runs as (W xᵀ)ᵀ on OpenBLAS's threads: numpy's values,
+    row-major, no split."""
     rng = np.random.default_rng(4)
     x, w, bias = rng.standard_normal((rows, 768)), rng.standard_normal((768, 768)), rng.standard_normal(768)
-    assert w.size >= perf._LARGE
+    assert w.size >= perf._WEIGHT_FIRST_MIN_SIZE
     splits = []
     split = perf._split
     monkeypatch.setattr(perf, "_split", lambda work, n, min_items: splits.append(n) or split(work, n, min_items))
-    weight_first = 1 < rows <= perf._FEW_ROWS
+    weight_first = 1 < rows <= perf._WEIGHT_FIRST_MAX_ROWS
     with perf.using_products(policy):
         out = perf.matmul(x, w.T, bias)
     np.testing.assert_allclose(out, x @ w.T + bias, rtol=1e-12, atol=1e-12)
     assert out.flags.c_contiguous
     assert splits == ([768] if policy == "engine" and not weight_first and rows > perf._FEW else [])  # by columns
-    small = rng.standard_normal((100, 768))  # below _LARGE: as numpy writes it
-    assert small.size < perf._LARGE
+    small = rng.standard_normal((100, 768))  # below _WEIGHT_FIRST_MIN_SIZE: as numpy writes it
+    assert small.size < perf._WEIGHT_FIRST_MIN_SIZE
     np.testing.assert_allclose(perf.matmul(x, small.T), x @ small.T, rtol=1e-12, atol=1e-12)
 
 

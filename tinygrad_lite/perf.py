@@ -278,8 +278,8 @@ _FEW = 8
 # small batch), and splitting it across our threads is slower still; from 64 rows x Wᵀ as it stands is as fast.
 # Below 2^17 numbers in W the product takes microseconds and the turn-around loses as much as it wins
 # (python benchmarks/bench_few_rows.py).
-_FEW_ROWS = 32
-_LARGE = 1 << 17
+_WEIGHT_FIRST_MAX_ROWS = 32
+_WEIGHT_FIRST_MIN_SIZE = 1 << 17
 _POLICIES = ("auto", "blas", "engine")
 _policy = "auto"
 _elementwise_shared = False  # set when split_across_cores first ran parts in several threads
@@ -308,13 +308,14 @@ def using_products(policy: str) -> Iterator[None]:
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """a @ b (+ bias, broadcast over rows) for the engine's ops, by `product_policy()`.
 
-    2 to `_FEW_ROWS` rows times a large transposed matrix run as (bᵀ aᵀ)ᵀ on OpenBLAS's threads (see `_FEW_ROWS`).
-    Otherwise "blas": one numpy product on OpenBLAS's threads. "engine": a 2-D product with at most
-    `_FEW` rows or columns on OpenBLAS's threads (it is memory-bound); every other product on
-    one BLAS thread per call, a large one (M, K) @ (K, N) split across our threads along M or N,
-    whichever halves the larger operand; each thread adds the bias to its part.
+    2 to `_WEIGHT_FIRST_MAX_ROWS` rows times a large transposed matrix (a Linear's Wᵀ) run as (bᵀ aᵀ)ᵀ on
+    OpenBLAS's threads (see `_WEIGHT_FIRST_MAX_ROWS`). Otherwise "blas": one numpy product on OpenBLAS's
+    threads. "engine": a 2-D product with at most `_FEW` rows or columns on OpenBLAS's threads (it is
+    memory-bound); every other product on one BLAS thread per call, a large one (M, K) @ (K, N) split across
+    our threads along M or N, whichever halves the larger operand; each thread adds the bias to its part.
     """
-    if a.ndim == 2 and b.ndim == 2 and 1 < a.shape[0] <= _FEW_ROWS and b.size >= _LARGE and b.T.flags.c_contiguous:
+    if (a.ndim == 2 and b.ndim == 2 and 1 < a.shape[0] <= _WEIGHT_FIRST_MAX_ROWS
+            and b.size >= _WEIGHT_FIRST_MIN_SIZE and b.T.flags.c_contiguous):
         with blas_threads(_num_threads):
             return _plus(np.ascontiguousarray((b.T @ a.T).T), bias)
     if product_policy() == "blas":
