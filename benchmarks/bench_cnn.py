@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:  # `python benchmarks/bench_cnn.py` from the repos
 
 from models.cnn import CNN, CNNConfig  # noqa: E402
 
-TARGET = 1.3
+TARGET = 1.2  # the fast-by-default issue's (the convolution issue asked for 1.3)
 SCALING_BATCHES = (16, 32, 64, 128, 256)
 
 

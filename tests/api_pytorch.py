@@ -372,9 +372,9 @@ PYTORCH: dict[str, str] = {
     "perf.set_num_threads": "same: torch.set_num_threads",
     "perf.*": "not in PyTorch: the engine's memory and threading helpers",
     "kernels.*": "not in PyTorch: the compiled loops (C) behind layer norm, the tanh GELU, Adam, attention's "
-                 "softmax, max pooling and dropout's masks, and their switch",
-    "nn.compiled.*": "not in PyTorch: layer norm, the tanh GELU and max pooling on the compiled loops (PyTorch "
-                     "has its own kernels)",
+                 "softmax, max pooling, batch norm, the convolution's col2im and dropout's masks, and their switch",
+    "nn.compiled.*": "not in PyTorch: layer norm, the tanh GELU, max pooling and batch norm on the compiled loops "
+                     "(PyTorch has its own kernels)",
     "tensor.*": "not in PyTorch: the engine's graph walk and hooks",
     "models.*": "not in PyTorch: this project's models and their data",
 }

@@ -17,7 +17,12 @@ from strategies import arrays, distinct_arrays, shapes
 import tinygrad_lite.nn.functional as F
 from tinygrad_lite import Tensor, gradgradcheck, kernels
 from tinygrad_lite.nn.attention import ScaledDotProductAttention
-from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction, CompiledMaxPooling
+from tinygrad_lite.nn.compiled import (
+    CompiledBatchNormalization,
+    CompiledGELUFunction,
+    CompiledLayerNormFunction,
+    CompiledMaxPooling,
+)
 from tinygrad_lite.nn.functional import CrossEntropy, LayerNormFunction, LinearFunction
 from tinygrad_lite.ops.elementwise import GELUFunction
 
@@ -25,6 +30,7 @@ from tinygrad_lite.ops.elementwise import GELUFunction
 LAYER_NORMS = [LayerNormFunction] + ([CompiledLayerNormFunction] if kernels.available() else [])
 GELUS = [GELUFunction] + ([CompiledGELUFunction] if kernels.available() else [])
 MAX_POOLINGS = ["MaxPooling"] + (["CompiledMaxPooling"] if kernels.available() else [])
+BATCH_NORMS = ["BatchNormalization"] + (["CompiledBatchNormalization"] if kernels.available() else [])
 
 FAST = settings(max_examples=20)
 
@@ -158,12 +164,13 @@ def test_pooling_and_unfold(data, op, stride, ceil_mode):
 
 
 @FAST
-@given(data=st.data(), affine=st.sampled_from([0, 1, 2]), spatial=st.booleans())
-def test_batch_norm_in_training_mode(data, affine, spatial):
+@given(data=st.data(), affine=st.sampled_from([0, 1, 2]), spatial=st.booleans(), op=st.sampled_from(BATCH_NORMS))
+def test_batch_norm_in_training_mode(data, affine, spatial, op):
     from tinygrad_lite.nn.conv import BatchNormalization
 
+    fn = BatchNormalization if op == "BatchNormalization" else CompiledBatchNormalization
     shape = (3, 2, 2, 2) if spatial else (4, 3)
     x = data.draw(arrays(shape)) + np.arange(np.prod(shape)).reshape(shape) * 0.05  # no constant channel
     extra = [data.draw(arrays((shape[1],))) for _ in range(affine)]
-    check(lambda t, *wb: BatchNormalization.apply(t, *wb, eps=1e-5, momentum=0.1),
-          lambda t, *wb: BatchNormalization.reference(t, *wb, eps=1e-5, momentum=0.1), x, *extra)
+    check(lambda t, *wb: fn.apply(t, *wb, eps=1e-5, momentum=0.1),
+          lambda t, *wb: fn.reference(t, *wb, eps=1e-5, momentum=0.1), x, *extra)

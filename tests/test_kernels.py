@@ -1,21 +1,29 @@
 """The compiled loops (tinygrad_lite.kernels, kernels.c) against the numpy formulas they replace.
 
-Layer norm and the tanh GELU: against the numpy ops in float32, to round-off (the C library's vector tanh,
-and row sums added in another order); tests/test_fused.py holds the compiled ops to their reference in
-float64 (values, gradients, second derivatives) beside the numpy ops. Adam and AdamW, max pooling and
-dropout's masks: the same numbers to the bit, float32 and float64. And the switch itself. Skipped where the loops do not
+Layer norm, the tanh GELU, batch norm and the convolution's input gradient (col2im): against the numpy ops in
+float32 and float64, to round-off (the C library's vector tanh, sums added in another order, batch norm's in
+double); tests/test_fused.py holds the compiled ops to their reference in float64 (values, gradients, second
+derivatives) beside the numpy ops. Adam and AdamW, max pooling and dropout's masks: the same numbers to the bit,
+float32 and float64. And the switch itself. Skipped where the loops do not
 compile (no C compiler); CI has one.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
 
 import tinygrad_lite.nn.functional as F
 from tinygrad_lite import Tensor, kernels, nn, optim, perf
-from tinygrad_lite.nn.compiled import CompiledGELUFunction, CompiledLayerNormFunction, CompiledMaxPooling
-from tinygrad_lite.nn.conv import MaxPooling
+from tinygrad_lite.nn.compiled import (
+    CompiledBatchNormalization,
+    CompiledGELUFunction,
+    CompiledLayerNormFunction,
+    CompiledMaxPooling,
+)
+from tinygrad_lite.nn.conv import BatchNormalization, MaxPooling
 from tinygrad_lite.nn.functional import LayerNormFunction
 from tinygrad_lite.ops.elementwise import GELUFunction
 
@@ -57,6 +65,58 @@ def test_compiled_layer_norm_is_the_numpy_layer_norm_in_float32(layout, two_thre
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,layout", [((40, 24, 6, 5), "channels-last"), ((40, 24, 6, 5), "contiguous"),
+                                          ((300, 7), "contiguous"), ((30, 5, 11), "contiguous")])
+def test_compiled_batch_norm_is_the_numpy_batch_norm(shape, layout, dtype, two_threads, monkeypatch):
+    """Output, the three gradients and the running statistics; the first case's 7,200 rows split over both
+    threads (the parts' sums added up), the others on one."""
+    from tinygrad_lite.nn import conv
+
+    monkeypatch.setattr(conv, "_MIN_WORK_PER_THREAD", 100_000)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(shape) * 4 + 3).astype(dtype)
+    if layout == "channels-last":
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1)).transpose(0, 3, 1, 2)
+    c = shape[1]
+    w, b = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    results = []
+    for fn in (CompiledBatchNormalization, BatchNormalization):
+        stats = dict(running_mean=np.zeros(c, dtype), running_var=np.ones(c, dtype))
+        batch_norm = functools.partial(fn.apply, eps=1e-5, momentum=0.1, **stats)
+        results.append(_value_and_grads(batch_norm, [x, w, b], g) + list(stats.values()))
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for ours, numpy in zip(*results):
+        assert ours.dtype == dtype and ours.shape == numpy.shape
+        np.testing.assert_allclose(ours, numpy, rtol=tolerance, atol=tolerance * np.abs(numpy).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", [dict(), dict(stride=2, padding=1), dict(padding=2, dilation=2),
+                                      dict(groups=2, stride=(1, 2))])
+def test_compiled_convolution_input_gradient_is_numpys(geometry, dtype, two_threads, monkeypatch):
+    """col2im of the compiled loops (a product per few images, each window added back) against numpy's, one
+    kernel offset at a time; 12 images, in products of 5 for the first geometry (the last one short), split
+    over both threads."""
+    from tinygrad_lite.nn import conv
+
+    monkeypatch.setattr(conv, "_CACHED_NUMBERS", 5 * 36 * 8 * 9)  # 5 images of 6 x 6 windows of 8 x 3 x 3
+    monkeypatch.setattr(conv, "_MIN_WORK_PER_THREAD", 1000)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((12, 8, 8, 8)).astype(dtype)
+    w = rng.standard_normal((6, 8 // geometry.get("groups", 1), 3, 3)).astype(dtype)
+    upstream = rng.standard_normal(F.conv2d(Tensor(x), Tensor(w), **geometry).shape).astype(dtype)
+    results = []
+    for flag in (True, False):
+        with kernels.use_compiled(flag):
+            results.append(_value_and_grads(lambda a, b: F.conv2d(a, b, **geometry), [x, w], upstream))
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for ours, numpy in zip(*results):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, numpy, rtol=tolerance, atol=tolerance * np.abs(numpy).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_layer_norm_recomputes_xhat_to_the_bit(dtype):
     """Backward rebuilds xhat = (x - mean) rstd from the kept mean and rstd: the forward's own xhat (without
     weight and bias the output is xhat, as multiplying by 1 and adding 0 are exact)."""
@@ -74,10 +134,12 @@ def test_the_modules_and_functions_use_the_compiled_ops_while_enabled():
         assert isinstance(nn.GELU(approximate="tanh")(x).grad_fn, CompiledGELUFunction)
         assert type(F.gelu(x).grad_fn) is GELUFunction  # the exact form has no kernel
         assert isinstance(nn.MaxPool2d(2)(x.reshape(1, 1, 2, 4)).grad_fn, CompiledMaxPooling)
+        assert isinstance(nn.BatchNorm1d(4)(x).grad_fn, CompiledBatchNormalization)
     with kernels.use_compiled(False):
         assert type(F.layer_norm(x, 4).grad_fn) is LayerNormFunction
         assert type(F.gelu(x, approximate="tanh").grad_fn) is GELUFunction
         assert type(F.max_pool2d(x.reshape(1, 1, 2, 4), 2).grad_fn) is MaxPooling
+        assert type(nn.BatchNorm1d(4)(x).grad_fn) is BatchNormalization
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.int64])

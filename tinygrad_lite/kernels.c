@@ -245,3 +245,85 @@ void NAME(dropout_mask)(real *restrict out, ptrdiff_t n, uint64_t seed, uint64_t
         out[i] = (z >> 40) >= threshold ? scale : (real)0;
     }
 }
+
+/* Batch norm works on the (rows, channels) matrix of its input with the channels last. Its per-channel sums
+ * run down the columns in double (a channel has N H W numbers: tens of thousands in float would lose digits),
+ * in vector lanes across the channels; a part of the rows adds into its own `sums`, and kernels.py adds the
+ * parts. The input is kept from forward to backward and centred again on the way, not stored centred. */
+
+/* sums[0][j] += Σ_r x[r, j]; with mean given (not NULL), sums[0][j] += Σ_r (x[r, j] - mean[j])^2 instead. */
+void NAME(batch_norm_sums)(const real *restrict x, const real *restrict mean, double *restrict sums, ptrdiff_t rows,
+                           ptrdiff_t channels) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const real *xr = x + r * channels;
+        if (mean == NULL) {
+            #pragma omp simd
+            for (ptrdiff_t j = 0; j < channels; j++) sums[j] += (double)xr[j];
+        } else {
+            #pragma omp simd
+            for (ptrdiff_t j = 0; j < channels; j++) {
+                const real centred = xr[j] - mean[j];
+                sums[j] += (double)(centred * centred);
+            }
+        }
+    }
+}
+
+/* out = (x - mean) scale + shift, per channel j of each row. */
+void NAME(batch_norm)(const real *restrict x, const real *restrict mean, const real *restrict scale,
+                      const real *restrict shift, real *restrict out, ptrdiff_t rows, ptrdiff_t channels) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const real *xr = x + r * channels;
+        real *outr = out + r * channels;
+        #pragma omp simd
+        for (ptrdiff_t j = 0; j < channels; j++) outr[j] = (xr[j] - mean[j]) * scale[j] + shift[j];
+    }
+}
+
+/* sums[0][j] += Σ_r g[r, j] and sums[1][j] += Σ_r g[r, j] (x[r, j] - mean[j]): dbias and dweight / rstd. */
+void NAME(batch_norm_backward_sums)(const real *restrict g, const real *restrict x, const real *restrict mean,
+                                    double *restrict sums, ptrdiff_t rows, ptrdiff_t channels) {
+    double *restrict sum_g = sums, *restrict sum_gc = sums + channels;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const real *gr = g + r * channels, *xr = x + r * channels;
+        #pragma omp simd
+        for (ptrdiff_t j = 0; j < channels; j++) {
+            sum_g[j] += (double)gr[j];
+            sum_gc[j] += (double)(gr[j] * (xr[j] - mean[j]));
+        }
+    }
+}
+
+/* gx = (x - mean) per_centred + shift + g scale: the input's gradient, in numpy's order of operations. */
+void NAME(batch_norm_backward)(const real *restrict g, const real *restrict x, const real *restrict mean,
+                               const real *restrict per_centred, const real *restrict shift,
+                               const real *restrict scale, real *restrict gx, ptrdiff_t rows, ptrdiff_t channels) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const real *gr = g + r * channels, *xr = x + r * channels;
+        real *dr = gx + r * channels;
+        #pragma omp simd
+        for (ptrdiff_t j = 0; j < channels; j++) dr[j] = (xr[j] - mean[j]) * per_centred[j] + shift[j] + gr[j] * scale[j];
+    }
+}
+
+/* col2im: add each window's entries back onto the (padded) input they came from. cols holds one window per row,
+ * (n, ho, wo) rows of kh kw c numbers in (i, j, channel) order; gx is channels-last (the channels' stride 1)
+ * with element strides s0 s1 s2 for image, row and column. geometry: n ho wo kh kw c sh sw dh dw s0 s1 s2.
+ * Image by image, so that its part of gx stays in the cache while all its windows add onto it. */
+void NAME(col2im)(const real *restrict cols, real *restrict gx, const ptrdiff_t *restrict geometry) {
+    const ptrdiff_t n = geometry[0], ho = geometry[1], wo = geometry[2], kh = geometry[3], kw = geometry[4];
+    const ptrdiff_t c = geometry[5], sh = geometry[6], sw = geometry[7], dh = geometry[8], dw = geometry[9];
+    const ptrdiff_t s0 = geometry[10], s1 = geometry[11], s2 = geometry[12];
+    for (ptrdiff_t b = 0; b < n; b++)
+        for (ptrdiff_t y = 0; y < ho; y++)
+            for (ptrdiff_t v = 0; v < wo; v++) {
+                const real *window = cols + ((b * ho + y) * wo + v) * kh * kw * c;
+                for (ptrdiff_t i = 0; i < kh; i++)
+                    for (ptrdiff_t j = 0; j < kw; j++) {
+                        const real *src = window + (i * kw + j) * c;
+                        real *dst = gx + b * s0 + (y * sh + i * dh) * s1 + (v * sw + j * dw) * s2;
+                        #pragma omp simd
+                        for (ptrdiff_t k = 0; k < c; k++) dst[k] += src[k];
+                    }
+            }
+}

@@ -57,6 +57,11 @@ _SIGNATURES = {
     "max_pool2d": "pppp",
     "max_pool2d_backward": "pppp",
     "dropout_mask": "pnuux",
+    "batch_norm_sums": "pppnn",
+    "batch_norm": "pppppnn",
+    "batch_norm_backward_sums": "ppppnn",
+    "batch_norm_backward": "pppppppnn",
+    "col2im": "ppp",
 }
 _C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "u": ctypes.c_uint64, "x": ctypes.c_double}
 _OFF = ("0", "false", "no", "off")
@@ -261,3 +266,34 @@ def dropout_mask(out: np.ndarray, seed: int, threshold: int, scale: float) -> No
     """out (contiguous) = inverted-dropout multipliers: element i is 0 where the top 24 bits of SplitMix64's i-th
     number (from `seed`) fall below `threshold`, else `scale`."""
     _call("dropout_mask", out, out.size, seed, threshold, scale)
+
+
+def batch_norm_sums(x: np.ndarray, mean: np.ndarray | None, sums: np.ndarray) -> None:
+    """sums (C,) float64 += the column sums of x (M, C), or of (x - mean)² when mean (C,) is given."""
+    _call("batch_norm_sums", x, 0 if mean is None else mean, sums, x.shape[0], x.shape[1])
+
+
+def batch_norm(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray, out: np.ndarray) -> None:
+    """out (M, C) = (x - mean) scale + shift, with mean, scale and shift (C,)."""
+    _call("batch_norm", x, mean, scale, shift, out, x.shape[0], x.shape[1])
+
+
+def batch_norm_backward_sums(g: np.ndarray, x: np.ndarray, mean: np.ndarray, sums: np.ndarray) -> None:
+    """sums (2, C) float64 += the column sums of g (M, C) and of g (x - mean)."""
+    _call("batch_norm_backward_sums", g, x, mean, sums, g.shape[0], g.shape[1])
+
+
+def batch_norm_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, per_centred: np.ndarray, shift: np.ndarray,
+                        scale: np.ndarray, gx: np.ndarray) -> None:
+    """gx (M, C) = (x - mean) per_centred + shift + g scale, with mean, per_centred, shift and scale (C,)."""
+    _call("batch_norm_backward", g, x, mean, per_centred, shift, scale, gx, g.shape[0], g.shape[1])
+
+
+def col2im(cols: np.ndarray, gx: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+           dilation: tuple[int, int]) -> None:
+    """gx (N, Hp, Wp, C), channels' stride 1, += each window of cols (N, Ho, Wo, kh, kw, C), contiguous, where it
+    came from: window (y, v)'s entry (i, j) onto gx's row y sh + i dh, column v sw + j dw."""
+    n, ho, wo = cols.shape[:3]
+    strides = [s // gx.itemsize for s in gx.strides[:3]]
+    geometry = np.array([n, ho, wo, *kernel, gx.shape[3], *stride, *dilation, *strides], dtype=np.intp)
+    _call("col2im", cols, gx, geometry)

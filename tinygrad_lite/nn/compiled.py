@@ -1,8 +1,9 @@
-"""Layer norm, the tanh GELU and max pooling with their loops compiled (`tinygrad_lite.kernels`), where they compiled.
+"""Layer norm, the tanh GELU, max pooling and batch norm with their loops compiled (`tinygrad_lite.kernels`),
+where they compiled.
 
 Each is its numpy op with `forward` and `backward` running the kernels instead of numpy's chain of
 passes: the same maths, the same `reference` (inherited), so create_graph and the tests treat them
-alike. `F.layer_norm`, `F.gelu` and `F.max_pool2d` (and their modules) choose them while
+alike. `F.layer_norm`, `F.gelu`, `F.max_pool2d` and `F.batch_norm` (and their modules) choose them while
 `kernels.enabled()`; inputs a kernel does not take (integer or float16 data) go to the numpy op's code.
 Graphs, traces, anomaly reports and profiles name them as the numpy ops (`layernorm`, `gelu`): they
 name the maths, and a graph drawn with the compiled loops reads as one drawn without.
@@ -11,6 +12,7 @@ name the maths, and a graph drawn with the compiled loops reads as one drawn wit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -147,7 +149,75 @@ class CompiledMaxPooling(conv.MaxPooling):
     maxima_backward = staticmethod(_max_pool2d_backward)
 
 
+def _column_sums(add: Callable[[slice, np.ndarray], None], rows: int, channels: int, count: int) -> np.ndarray:
+    """(count, channels) float64: what `add(part, into)` adds into zeros for each part of range(rows), summed
+    over the parts (shared among the cores when there are enough rows)."""
+    partials: dict[int, np.ndarray] = {}
+
+    def work(part: slice) -> None:
+        partials[part.start] = into = np.zeros((count, channels))
+        add(part, into)
+
+    conv._batch_parts(work, rows, channels * conv._PASS_COST // 4)
+    return sum(partials.values())
+
+
+class CompiledBatchNormalization(conv.BatchNormalization):
+    """`BatchNormalization` in compiled passes over the channels-last (numbers, C) matrix: two for the
+    statistics (the sums, then the squares about the mean), one for the output; backward, one for its sums
+    and one for the input's gradient, where numpy's code makes five and six.
+
+    It keeps the input's rows and their mean for backward, not the centred input: backward centres them again
+    on the way (to the bit), and the input is kept anyway (its layer's output), so a step holds one array
+    fewer per batch norm."""
+
+    def forward(self, x, *affine, eps=1e-5, momentum=0.1, running_mean=None, running_var=None):
+        if x.dtype not in _DTYPES:
+            return super().forward(x, *affine, eps=eps, momentum=momentum, running_mean=running_mean,
+                                   running_var=running_var)
+        rows, shape = conv._channel_rows(x)
+        m, c = rows.shape
+        sums = _column_sums(lambda part, into: kernels.batch_norm_sums(rows[part], None, into[0]), m, c, 1)
+        mean = (sums[0] / m).astype(x.dtype)
+        squares = _column_sums(lambda part, into: kernels.batch_norm_sums(rows[part], mean, into[0]), m, c, 1)
+        var = (squares[0] / m).astype(x.dtype)
+        if running_mean is not None:
+            conv._update_running(running_mean, mean, momentum)
+            conv._update_running(running_var, var * (m / (m - 1)), momentum)
+        rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
+        weight, bias = (list(affine) + [None, None])[:2]
+        scale = rstd if weight is None else rstd * weight
+        shift = np.zeros(c, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
+        out = np.empty_like(rows)
+        conv._batch_parts(lambda part: kernels.batch_norm(rows[part], mean, scale, shift, out[part]), m,
+                          c * conv._PASS_COST // 4)
+        self.rows, self.mean, self.rstd, self.weight = rows, mean, rstd, weight
+        return conv._from_channel_rows(out, shape)
+
+    def backward(self, g):
+        if not hasattr(self, "rows"):  # the numpy forward ran
+            return super().backward(g)
+        rows, mean, rstd, weight = self.rows, self.mean, self.rstd, self.weight
+        m, c = rows.shape
+        g_rows, shape = conv._channel_rows(g.data.astype(rows.dtype, copy=False))
+        sum_g, sum_gc = _column_sums(lambda part, into: kernels.batch_norm_backward_sums(g_rows[part], rows[part],
+                                                                                         mean, into), m, c, 2)
+        sum_g, sum_gc = sum_g.astype(rows.dtype), sum_gc.astype(rows.dtype)
+        needs = self.needs_input_grad
+        gx = None
+        if needs[0]:  # as conv's _batch_norm_backward: dx = scale (g - Σg / m) - centred scale rstd² Σ(g centred) / m
+            scale = rstd if weight is None else rstd * weight
+            per_centred, shift = -scale * rstd * rstd * sum_gc / m, -scale * sum_g / m
+            gx = np.empty_like(rows)
+            conv._batch_parts(lambda part: kernels.batch_norm_backward(g_rows[part], rows[part], mean, per_centred,
+                                                                       shift, scale, gx[part]), m,
+                              c * conv._PASS_COST // 4)
+            gx = conv._from_channel_rows(gx, shape)
+        return (gx, sum_gc * rstd, sum_g)[:len(needs)]
+
+
 # the name an op is shown under comes from its class's __name__ (Function.name)
 CompiledLayerNormFunction.__name__ = LayerNormFunction.__name__
 CompiledGELUFunction.__name__ = GELUFunction.__name__
 CompiledMaxPooling.__name__ = conv.MaxPooling.__name__
+CompiledBatchNormalization.__name__ = conv.BatchNormalization.__name__
