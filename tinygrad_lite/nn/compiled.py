@@ -168,8 +168,9 @@ class CompiledBatchNormalization(conv.BatchNormalization):
     and one for the input's gradient, where numpy's code makes five and six.
 
     It keeps the input's rows and their mean for backward, not the centred input: backward centres them again
-    on the way (to the bit), and the input is kept anyway (its layer's output), so a step holds one array
-    fewer per batch norm."""
+    on the way (to the bit). A channels-last input (a convolution's output) is its own rows, kept anyway as
+    the layer's output, so a step holds one array fewer per batch norm; another layout is copied into rows
+    once, as numpy's code does."""
 
     def forward(self, x, *affine, eps=1e-5, momentum=0.1, running_mean=None, running_var=None):
         if x.dtype not in _DTYPES:
