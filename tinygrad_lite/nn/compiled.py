@@ -12,7 +12,6 @@ name the maths, and a graph drawn with the compiled loops reads as one drawn wit
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from . import conv
 from .functional import LayerNormFunction
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_COMPILED_PASS_COST = conv._PASS_COST // 4  # a compiled loop's work per number, in multiply-adds of a product
 
 
 class CompiledLayerNormFunction(LayerNormFunction):
@@ -124,7 +124,7 @@ def _max_pool2d_forward(x: np.ndarray, kernel, stride, padding, dilation, out) -
     best = conv._empty((*x.shape[:2], *out), x.dtype, True)
     which = conv._empty(best.shape, np.dtype(np.uint8), True)
     conv._batch_parts(lambda items: kernels.max_pool2d(x[items], best[items], which[items], kernel, stride, dilation),
-                      len(x), best[0].size * kernel[0] * kernel[1] * conv._PASS_COST // 4)
+                      len(x), best[0].size * kernel[0] * kernel[1] * _COMPILED_PASS_COST)
     return best, which
 
 
@@ -138,7 +138,7 @@ def _max_pool2d_backward(g: np.ndarray, which: np.ndarray, x_shape, kernel, stri
     gx = conv._empty(x_shape, g.dtype, True, 0.0)
     conv._batch_parts(lambda items: kernels.max_pool2d_backward(g[items], which[items], gx[items], kernel, stride,
                                                                 dilation),
-                      len(g), g[0].size * kernel[0] * kernel[1] * conv._PASS_COST // 4)
+                      len(g), g[0].size * kernel[0] * kernel[1] * _COMPILED_PASS_COST)
     return gx
 
 
@@ -147,19 +147,6 @@ class CompiledMaxPooling(conv.MaxPooling):
 
     maxima = staticmethod(_max_pool2d_forward)
     maxima_backward = staticmethod(_max_pool2d_backward)
-
-
-def _column_sums(add: Callable[[slice, np.ndarray], None], rows: int, channels: int, count: int) -> np.ndarray:
-    """(count, channels) float64: what `add(part, into)` adds into zeros for each part of range(rows), summed
-    over the parts (shared among the cores when there are enough rows)."""
-    partials: dict[int, np.ndarray] = {}
-
-    def work(part: slice) -> None:
-        partials[part.start] = into = np.zeros((count, channels))
-        add(part, into)
-
-    conv._batch_parts(work, rows, channels * conv._PASS_COST // 4)
-    return sum(partials.values())
 
 
 class CompiledBatchNormalization(conv.BatchNormalization):
@@ -178,10 +165,15 @@ class CompiledBatchNormalization(conv.BatchNormalization):
                                    running_var=running_var)
         rows, shape = conv._channel_rows(x)
         m, c = rows.shape
-        sums = _column_sums(lambda part, into: kernels.batch_norm_sums(rows[part], None, into[0]), m, c, 1)
-        mean = (sums[0] / m).astype(x.dtype)
-        squares = _column_sums(lambda part, into: kernels.batch_norm_sums(rows[part], mean, into[0]), m, c, 1)
-        var = (squares[0] / m).astype(x.dtype)
+        per_row = c * _COMPILED_PASS_COST
+
+        def sums(part: np.ndarray, about: np.ndarray | None = None) -> np.ndarray:
+            into = np.zeros(c)
+            kernels.batch_norm_sums(part, about, into)
+            return into
+
+        mean = (conv._row_sums(sums, rows, work_per_row=per_row) / m).astype(x.dtype)
+        var = (conv._row_sums(lambda part: sums(part, mean), rows, work_per_row=per_row) / m).astype(x.dtype)
         if running_mean is not None:
             conv._update_running(running_mean, mean, momentum)
             conv._update_running(running_var, var * (m / (m - 1)), momentum)
@@ -190,8 +182,7 @@ class CompiledBatchNormalization(conv.BatchNormalization):
         scale = rstd if weight is None else rstd * weight
         shift = np.zeros(c, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
         out = np.empty_like(rows)
-        conv._batch_parts(lambda part: kernels.batch_norm(rows[part], mean, scale, shift, out[part]), m,
-                          c * conv._PASS_COST // 4)
+        conv._batch_parts(lambda part: kernels.batch_norm(rows[part], mean, scale, shift, out[part]), m, per_row)
         self.rows, self.mean, self.rstd, self.weight = rows, mean, rstd, weight
         return conv._from_channel_rows(out, shape)
 
@@ -200,10 +191,15 @@ class CompiledBatchNormalization(conv.BatchNormalization):
             return super().backward(g)
         rows, mean, rstd, weight = self.rows, self.mean, self.rstd, self.weight
         m, c = rows.shape
+        per_row = c * _COMPILED_PASS_COST
         g_rows, shape = conv._channel_rows(g.data.astype(rows.dtype, copy=False))
-        sum_g, sum_gc = _column_sums(lambda part, into: kernels.batch_norm_backward_sums(g_rows[part], rows[part],
-                                                                                         mean, into), m, c, 2)
-        sum_g, sum_gc = sum_g.astype(rows.dtype), sum_gc.astype(rows.dtype)
+
+        def sums(g_part: np.ndarray, x_part: np.ndarray) -> np.ndarray:
+            into = np.zeros((2, c))
+            kernels.batch_norm_backward_sums(g_part, x_part, mean, into)
+            return into
+
+        sum_g, sum_gc = conv._row_sums(sums, g_rows, rows, work_per_row=per_row).astype(rows.dtype)
         needs = self.needs_input_grad
         gx = None
         if needs[0]:  # as conv's _batch_norm_backward: dx = scale (g - Σg / m) - centred scale rstd² Σ(g centred) / m
@@ -211,8 +207,7 @@ class CompiledBatchNormalization(conv.BatchNormalization):
             per_centred, shift = -scale * rstd * rstd * sum_gc / m, -scale * sum_g / m
             gx = np.empty_like(rows)
             conv._batch_parts(lambda part: kernels.batch_norm_backward(g_rows[part], rows[part], mean, per_centred,
-                                                                       shift, scale, gx[part]), m,
-                              c * conv._PASS_COST // 4)
+                                                                       shift, scale, gx[part]), m, per_row)
             gx = conv._from_channel_rows(gx, shape)
         return (gx, sum_gc * rstd, sum_g)[:len(needs)]
 

@@ -918,14 +918,15 @@ def _centre(part: np.ndarray, mean: np.ndarray, into: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->j", into, into)
 
 
-def _row_sums(fn: Any, *matrices: np.ndarray) -> np.ndarray:
-    """Σ over parts of the rows of fn(*matrices[part]) (a per-column sum), the parts shared among the cores."""
+def _row_sums(fn: Any, *matrices: np.ndarray, work_per_row: int | None = None) -> np.ndarray:
+    """Σ over parts of the rows of fn(*matrices[part]) (a per-column sum), the parts shared among the cores;
+    `work_per_row` (multiply-adds, by default a numpy pass over a row) decides whether they are shared."""
     totals: dict[int, np.ndarray] = {}
 
     def work(part: slice) -> None:
         totals[part.start] = fn(*(m[part] for m in matrices))
 
-    _batch_parts(work, len(matrices[0]), matrices[0].shape[1] * _PASS_COST)
+    _batch_parts(work, len(matrices[0]), matrices[0].shape[1] * _PASS_COST if work_per_row is None else work_per_row)
     return sum(totals.values())
 
 
