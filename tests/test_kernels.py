@@ -292,3 +292,137 @@ def test_compiled_softmax_rows_is_numpys(dtype, part):
         _softmax_rows_(numpy[part])
     np.testing.assert_allclose(ours, numpy, rtol=4e-6 if dtype == np.float32 else 1e-13, atol=1e-7)
     assert kernels.softmax_rows_(ours[part]) == (ours[part].ndim >= 2)  # 1-d rows go to numpy's code
+
+
+# ---- the team (team.c): products, attention, splitting ------------------------------------------------------------
+
+def _team_jobs_during(fn):
+    before = kernels.team_jobs()
+    result = fn()
+    return result, kernels.team_jobs() - before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(700, 90, 300), (120, 300, 900), (1, 768, 3000), (5, 3, 2), (2048, 17, 33)])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided"])
+def test_team_products_are_numpys_products(m, k, n, layout, dtype, two_threads):
+    """Split along c's rows or columns (the larger), each part one BLAS call on one thread: numpy's numbers,
+    for C-ordered operands, transposed views and row-strided blocks of larger arrays, with and without a bias."""
+    rng = np.random.default_rng(5)
+    a, b, bias = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype), \
+        rng.standard_normal(n).astype(dtype)
+    if layout == "transposed":
+        a, b = np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T
+    elif layout == "strided":
+        a, b = np.pad(a, ((0, 0), (0, 7)))[:, :k], np.pad(b, ((0, 0), (2, 5)))[:, 2:n + 2]
+    with perf.blas_threads(1):
+        (out,), jobs = _team_jobs_during(lambda: kernels.matmuls([(a, b, None)], 2))
+        (with_bias,) = kernels.matmuls([(a, b, bias)], 2)
+        expected = a @ b
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance * np.abs(expected).max())
+    np.testing.assert_allclose(with_bias, expected + bias, rtol=tolerance, atol=tolerance * np.abs(expected).max())
+    assert out.dtype == dtype and out.flags.c_contiguous
+    assert jobs == (1 if m * n * k >= 2 * kernels._PRODUCT_MIN_WORK else 0)  # small products stay on one thread
+
+
+def test_team_products_run_several_at_once_and_refuse_what_blas_cannot_read(two_threads):
+    rng = np.random.default_rng(6)
+    g, w, x = rng.standard_normal((300, 40)), rng.standard_normal((40, 50)), rng.standard_normal((300, 50))
+    (dx, dw), jobs = _team_jobs_during(lambda: kernels.matmuls([(g, w, None), (g.T, x, None)], 2))
+    np.testing.assert_allclose(dx, g @ w, rtol=1e-12)
+    np.testing.assert_allclose(dw, g.T @ x, rtol=1e-12)
+    assert jobs == 1  # one job, a product per thread
+    assert kernels.matmuls([(g[:, ::2], w[::2], None)], 2) is None  # columns two apart: numpy's code runs
+    assert kernels.matmuls([(g.astype(np.float32), w, None)], 2) is None  # mixed dtypes
+    assert kernels.matmuls([(g.astype(np.int64), w.astype(np.int64), None)], 2) is None
+
+
+def test_linear_and_matmul_through_the_team_match_finite_differences(two_threads):
+    from tinygrad_lite.gradcheck import gradcheck
+
+    rng = np.random.default_rng(1)
+    x = Tensor(rng.standard_normal((300, 120)), requires_grad=True)
+    w = Tensor(rng.standard_normal((130, 120)), requires_grad=True)
+    b = Tensor(rng.standard_normal(130), requires_grad=True)
+    assert 300 * 120 * 130 >= 2 * kernels._PRODUCT_MIN_WORK
+    assert perf.product_policy() == "engine" or kernels.team_jobs() == 0
+    with perf.using_products("engine"):
+        upstream = Tensor(rng.standard_normal((300, 130)))  # (a sum's gradient, all one number, is numpy's)
+        _, jobs = _team_jobs_during(lambda: F.linear(x, w, b).backward(upstream))
+        assert jobs >= 2  # the forward, and the backward's gradients
+        assert gradcheck(lambda x, w, b: F.linear(x, w, b), x, w, b, fast=True)
+        assert gradcheck(lambda x, w: x @ w.T, x, w, fast=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["causal", "longer keys", "causal, longer keys", "dropout", "3-d", "2-d",
+                                  "transposed heads"])
+def test_compiled_attention_is_numpys_attention(case, dtype, two_threads):
+    """Values and the three gradients of the compiled loops (head pairs split over the team) against numpy's code,
+    over layouts: (B, H, T, hs), fewer leading axes, keys longer than the queries (a KV cache), dropout's
+    multipliers, and q, k, v as transposed views of one (B, T, H, hs) array, as the GPT makes them."""
+    rng = np.random.default_rng(7)
+    t, s = (40, 70) if "longer" in case else (70, 70)
+    lead = {"3-d": (6,), "2-d": ()}.get(case, (3, 4))
+    causal, p = "causal" in case or case == "transposed heads", 0.3 if case == "dropout" else 0.0
+    if case == "transposed heads":
+        qkv = rng.standard_normal((3, 3, t, 4, 16)).astype(dtype)
+        q, k, v = (qkv[i].transpose(0, 2, 1, 3) for i in range(3))
+    else:
+        q = rng.standard_normal(lead + (t, 16)).astype(dtype)
+        k, v = rng.standard_normal(lead + (s, 16)).astype(dtype), rng.standard_normal(lead + (s, 24)).astype(dtype)
+    g = rng.standard_normal(q.shape[:-1] + v.shape[-1:]).astype(dtype)
+
+    def run():
+        leaves = [Tensor(a, requires_grad=True) for a in (q, k, v)]
+        out = F.scaled_dot_product_attention(*leaves, is_causal=causal, dropout_p=p, rng=3)
+        out.backward(Tensor(g))
+        return [out.data] + [x.grad.data for x in leaves]
+
+    ours, jobs = _team_jobs_during(run)
+    with kernels.use_compiled(False):
+        numpy = run()
+    assert jobs >= 2 or not lead  # forward and backward split over the head pairs
+    tolerance = 2e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(ours, numpy):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * np.abs(b).max())
+
+
+def test_compiled_gelu_is_the_same_split_or_not(two_threads):
+    """One element's tanh does not depend on the part it falls in: the split GELU is the one-thread GELU, to the bit."""
+    x = np.random.default_rng(8).standard_normal(300_001).astype(np.float32) * 4
+    g = np.ones_like(x)
+    split, jobs = _team_jobs_during(lambda: _value_and_grads(lambda t: CompiledGELUFunction.apply(
+        t, approximate="tanh"), [x], g))
+    perf.set_num_threads(1)
+    whole, none = _team_jobs_during(lambda: _value_and_grads(lambda t: CompiledGELUFunction.apply(
+        t, approximate="tanh"), [x], g))
+    assert jobs == 2 and none == 0
+    for a, b in zip(split, whole):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_team_serves_threads_at_once_and_a_forked_child(two_threads):
+    """Two Python threads calling the loops at once (one job at a time: the other runs its parts itself), and a
+    child forked after the parent's workers started, which starts its own."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    pairs = [(rng.standard_normal((400, 300)), rng.standard_normal((300, 200))) for _ in range(8)]
+    with perf.blas_threads(1), ThreadPoolExecutor(2) as pool:
+        outs = list(pool.map(lambda ab: kernels.matmuls([(*ab, None)], 2)[0], pairs))
+    for (a, b), out in zip(pairs, outs):
+        np.testing.assert_allclose(out, a @ b, rtol=1e-12)
+    assert kernels.team_jobs() > 0  # the parent's workers are running
+    with multiprocessing.get_context("fork").Pool(1) as children:
+        assert children.apply_async(_team_product_in_child).get(timeout=60)
+
+
+def _team_product_in_child() -> bool:
+    a = np.arange(600 * 400, dtype=np.float64).reshape(600, 400) / 1e5
+    with perf.blas_threads(1):
+        (out,), jobs = _team_jobs_during(lambda: kernels.matmuls([(a, a.T, None)], 2))
+    return jobs == 1 and np.allclose(out, a @ a.T, rtol=1e-12)

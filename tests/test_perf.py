@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tinygrad_lite
 import tinygrad_lite.nn.functional as F
-from tinygrad_lite import Tensor, gradcheck, perf
+from tinygrad_lite import Tensor, gradcheck, kernels, perf
 
 
 @settings(max_examples=40, deadline=None)
@@ -99,8 +99,9 @@ def test_thread_count_follows_the_environment(monkeypatch):
 
 @pytest.fixture
 def threads_in_use(two_threads):
-    """Products split across our threads (as once GELU or attention has split work)."""
-    with perf.using_products("engine"):
+    """Products split across our Python threads: the "engine" policy without the compiled loops' team
+    (tests/test_kernels.py tests the team's products)."""
+    with perf.using_products("engine"), kernels.use_compiled(False):
         yield
 
 
@@ -131,7 +132,7 @@ def test_a_few_rows_times_a_transposed_matrix(two_threads, policy, rows, monkeyp
     split = perf._split
     monkeypatch.setattr(perf, "_split", lambda work, n, min_items: splits.append(n) or split(work, n, min_items))
     weight_first = 1 < rows <= perf._WEIGHT_FIRST_MAX_ROWS
-    with perf.using_products(policy):
+    with perf.using_products(policy), kernels.use_compiled(False):  # (the team's products: test_kernels.py)
         out = perf.matmul(x, w.T, bias)
     np.testing.assert_allclose(out, x @ w.T + bias, rtol=1e-12, atol=1e-12)
     assert out.flags.c_contiguous
@@ -142,6 +143,20 @@ def test_a_few_rows_times_a_transposed_matrix(two_threads, policy, rows, monkeyp
 
 
 def test_products_use_our_threads_once_elementwise_work_was_split(two_threads, monkeypatch):
+    """Without the compiled loops: once our Python threads shared elementwise work. With them, once the team split
+    a job (GELU, attention): from then on the team's workers are awake, and OpenBLAS's would fight them."""
+    monkeypatch.setattr(perf, "_elementwise_shared", False)
+    monkeypatch.setattr(kernels, "team_jobs", lambda: 0)
+    assert perf.product_policy() == "blas"
+    monkeypatch.setattr(kernels, "team_jobs", lambda: 1)
+    assert perf.product_policy() == "engine"
+    monkeypatch.undo()
+    with kernels.use_compiled(False):
+        _products_follow_elementwise_splits(monkeypatch)
+
+
+def _products_follow_elementwise_splits(monkeypatch) -> None:
+    monkeypatch.setattr(kernels, "team_jobs", lambda: 0)
     monkeypatch.setattr(perf, "_elementwise_shared", False)
     splits = []
     split = perf._split

@@ -94,29 +94,49 @@ void NAME(layer_norm_backward)(const real *restrict g, const real *restrict x, c
 
 #define GELU_C 0.7978845608028654 /* sqrt(2 / pi) */
 
-/* GELU's tanh form: out = 0.5 x (1 + t), t = tanh(sqrt(2/pi) x (1 + 0.044715 x^2)). */
-void NAME(gelu_tanh)(const real *restrict x, real *restrict out, ptrdiff_t n) {
-    const real a = (real)0.044715, c = (real)GELU_C;
-    #pragma omp simd
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const real xi = x[i];
-        const real ti = TANH((xi * xi * a + 1) * xi * c);
-        out[i] = (ti + 1) * xi * (real)0.5;
+/* GELU's tanh form: out = 0.5 x (1 + t), t = tanh(sqrt(2/pi) x (1 + 0.044715 x^2)); with g given (not NULL),
+ * its derivative times g instead: out = g (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)), t
+ * computed again as the forward computed it (to the bit): keeping t instead would hold one more number per
+ * hidden unit from forward to backward, at the top of a step's memory, to save one tanh. */
+typedef struct {
+    const real *x, *g;
+    real *out;
+    ptrdiff_t n;
+} NAME(gelu_job);
+
+static void NAME(gelu_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
+    const NAME(gelu_job) *j = job;
+    const real a = (real)0.044715, k = (real)(3 * 0.044715 * GELU_C), c = (real)GELU_C;
+    const real *restrict x = j->x, *restrict g = j->g;
+    real *restrict out = j->out;
+    ptrdiff_t lo, hi;
+    team_bounds(j->n, part, parts, 64, &lo, &hi);
+    if (g == NULL) {
+        #pragma omp simd
+        for (ptrdiff_t i = lo; i < hi; i++) {
+            const real xi = x[i];
+            const real ti = TANH((xi * xi * a + 1) * xi * c);
+            out[i] = (ti + 1) * xi * (real)0.5;
+        }
+    } else {
+        #pragma omp simd
+        for (ptrdiff_t i = lo; i < hi; i++) {
+            const real xi = x[i];
+            const real ti = TANH((xi * xi * a + 1) * xi * c);
+            const real slope = xi * xi * k + c;
+            out[i] = ((1 - ti * ti) * xi * slope + ti + 1) * (real)0.5 * g[i];
+        }
     }
 }
 
-/* out = g (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)): GELU's derivative times g, with t
- * computed again as the forward computed it (to the bit): keeping t instead would hold one more number per
- * hidden unit from forward to backward, at the top of a step's memory, to save one tanh. */
-void NAME(gelu_tanh_backward)(const real *restrict x, const real *restrict g, real *restrict out, ptrdiff_t n) {
-    const real a = (real)0.044715, k = (real)(3 * 0.044715 * GELU_C), c = (real)GELU_C;
-    #pragma omp simd
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const real xi = x[i];
-        const real ti = TANH((xi * xi * a + 1) * xi * c);
-        const real slope = xi * xi * k + c;
-        out[i] = ((1 - ti * ti) * xi * slope + ti + 1) * (real)0.5 * g[i];
-    }
+void NAME(gelu_tanh)(const real *x, real *out, ptrdiff_t n, ptrdiff_t threads) {
+    NAME(gelu_job) job = {x, NULL, out, n};
+    team_run(NAME(gelu_part), &job, team_parts(n, TEAM_MIN_NUMBERS, threads), threads);
+}
+
+void NAME(gelu_tanh_backward)(const real *x, const real *g, real *out, ptrdiff_t n, ptrdiff_t threads) {
+    NAME(gelu_job) job = {x, g, out, n};
+    team_run(NAME(gelu_part), &job, team_parts(n, TEAM_MIN_NUMBERS, threads), threads);
 }
 
 #if defined(VECTOR_MATH) && !defined(VECTOR_EXP_DECLARED)
@@ -327,3 +347,269 @@ void NAME(col2im)(const real *restrict cols, real *restrict gx, const ptrdiff_t 
                     }
             }
 }
+
+/* Matrix products through the BLAS numpy loaded. Each is c (m, n) = op(a) op(b), + bias (n,) on every row where
+ * bias is not NULL: op(a) is a (m, k) of row stride lda, or with trans_a the transpose of a (k, m) of row stride
+ * lda; likewise b. `table` holds `count` of them, PRODUCT_FIELDS numbers each (addresses as integers). One
+ * product is split over the team along c's rows or columns, whichever halves the larger operand; several
+ * (a Linear layer's gradients) run at once, one per thread, each without packing an operand twice. Every part is
+ * one call of the BLAS on one thread (kernels.py holds OpenBLAS to one meanwhile). */
+
+static void NAME(gemm)(const ptrdiff_t *p, ptrdiff_t row0, ptrdiff_t rows, ptrdiff_t col0, ptrdiff_t cols) {
+    const int trans_a = (int)p[PRODUCT_TRANS_A], trans_b = (int)p[PRODUCT_TRANS_B];
+    const ptrdiff_t k = p[PRODUCT_K], lda = p[PRODUCT_LDA], ldb = p[PRODUCT_LDB], ldc = p[PRODUCT_LDC];
+    const real *a = (const real *)p[PRODUCT_A] + (trans_a ? row0 : row0 * lda);
+    const real *b = (const real *)p[PRODUCT_B] + (trans_b ? col0 * ldb : col0);
+    const real *bias = (const real *)p[PRODUCT_BIAS];
+    real *c = (real *)p[PRODUCT_C] + row0 * ldc + col0;
+    if (rows <= 0 || cols <= 0) return;
+    const int ta = trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS, tb = trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS;
+    if (sizeof(real) == sizeof(float) && blas.wide)
+        ((sgemm64_t)blas.sgemm)(CBLAS_ROW_MAJOR, ta, tb, rows, cols, k, 1.0f, (const float *)a, lda, (const float *)b,
+                                ldb, 0.0f, (float *)c, ldc);
+    else if (sizeof(real) == sizeof(float))
+        ((sgemm32_t)blas.sgemm)(CBLAS_ROW_MAJOR, ta, tb, (int32_t)rows, (int32_t)cols, (int32_t)k, 1.0f,
+                                (const float *)a, (int32_t)lda, (const float *)b, (int32_t)ldb, 0.0f, (float *)c,
+                                (int32_t)ldc);
+    else if (blas.wide)
+        ((dgemm64_t)blas.dgemm)(CBLAS_ROW_MAJOR, ta, tb, rows, cols, k, 1.0, (const double *)a, lda,
+                                (const double *)b, ldb, 0.0, (double *)c, ldc);
+    else
+        ((dgemm32_t)blas.dgemm)(CBLAS_ROW_MAJOR, ta, tb, (int32_t)rows, (int32_t)cols, (int32_t)k, 1.0,
+                                (const double *)a, (int32_t)lda, (const double *)b, (int32_t)ldb, 0.0, (double *)c,
+                                (int32_t)ldc);
+    if (bias != NULL)
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            real *cr = c + r * ldc;
+            #pragma omp simd
+            for (ptrdiff_t j = 0; j < cols; j++) cr[j] += bias[col0 + j];
+        }
+}
+
+typedef struct {
+    const ptrdiff_t *table;
+    ptrdiff_t count;
+} NAME(product_job);
+
+static void NAME(product_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
+    const NAME(product_job) *j = job;
+    if (j->count > 1) {  /* product `part` whole */
+        const ptrdiff_t *p = j->table + part * PRODUCT_FIELDS;
+        NAME(gemm)(p, 0, p[PRODUCT_M], 0, p[PRODUCT_N]);
+        return;
+    }
+    const ptrdiff_t *p = j->table, m = p[PRODUCT_M], n = p[PRODUCT_N];
+    ptrdiff_t lo, hi;
+    team_bounds(m >= n ? m : n, part, parts, 16, &lo, &hi);
+    if (m >= n)
+        NAME(gemm)(p, lo, hi - lo, 0, n);
+    else
+        NAME(gemm)(p, 0, m, lo, hi - lo);
+}
+
+void NAME(products)(const ptrdiff_t *table, ptrdiff_t count, ptrdiff_t min_work, ptrdiff_t threads) {
+    NAME(product_job) job = {table, count};
+    const ptrdiff_t *p = table;
+    const ptrdiff_t parts = count > 1 ? count : team_parts(p[PRODUCT_M] * p[PRODUCT_N] * p[PRODUCT_K], min_work, threads);
+    team_run(NAME(product_part), &job, parts, threads);
+}
+
+/* Scaled dot-product attention, one (batch, head) pair at a time, the pairs split over the team: the same
+ * maths as attention.py's numpy code (read its docstring for the backward), row by row in loops small enough to
+ * stay in the core's cache. geometry: B H T S D Dv causal, then the element strides (batch, head, row) of q, k, v
+ * and g; a row's D numbers are contiguous. probs (B, H, T, S) and out (B, H, T, Dv) are contiguous, as are keep
+ * (dropout's multipliers, or NULL) and dq, dk, dv (or NULL, not wanted). causal: query i sees keys 0..i. */
+#ifndef ATTENTION_GEOMETRY_DECLARED
+#define ATTENTION_GEOMETRY_DECLARED
+enum { A_B, A_H, A_T, A_S, A_D, A_DV, A_CAUSAL, A_QS, A_KS = A_QS + 3, A_VS = A_KS + 3, A_GS = A_VS + 3,
+       A_LENGTH = A_GS + 3 };
+#endif
+
+#define BLOCK 16 /* columns a register block holds: one or two vector registers */
+#define BLOCK_ROWS 4 /* rows of a register block: independent sums, so that an addition need not wait on the last */
+
+/* c[r crs + j] = Σ_t a[r ars + t ats] b[t bts + j] for r < m, j < n, t < k: a small matrix product for one core,
+ * BLOCK_ROWS x BLOCK of c at a time held in registers (no BLAS call: for the (T, S) matrices of one head, a call's
+ * own work on its operands costs more than the product). */
+typedef real NAME(block) __attribute__((vector_size(BLOCK * sizeof(real))));
+
+static void NAME(small_product)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const real *restrict a, ptrdiff_t ars,
+                                ptrdiff_t ats, const real *restrict b, ptrdiff_t bts, real *restrict c,
+                                ptrdiff_t crs) {
+    for (ptrdiff_t r0 = 0; r0 < m; r0 += BLOCK_ROWS)
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += BLOCK) {
+            const ptrdiff_t rows = m - r0 < BLOCK_ROWS ? m - r0 : BLOCK_ROWS, width = n - j0 < BLOCK ? n - j0 : BLOCK;
+            const real *ar = a + r0 * ars, *bj = b + j0;
+            real acc[BLOCK_ROWS][BLOCK] = {{0}};
+            if (rows == BLOCK_ROWS && width == BLOCK) {  /* in vector registers (GCC's vector types) */
+                NAME(block) c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, bt;
+                for (ptrdiff_t t = 0; t < k; t++) {
+                    __builtin_memcpy(&bt, bj + t * bts, sizeof bt);
+                    c0 += ar[t * ats] * bt;
+                    c1 += ar[ars + t * ats] * bt;
+                    c2 += ar[2 * ars + t * ats] * bt;
+                    c3 += ar[3 * ars + t * ats] * bt;
+                }
+                __builtin_memcpy(acc[0], &c0, sizeof c0);
+                __builtin_memcpy(acc[1], &c1, sizeof c1);
+                __builtin_memcpy(acc[2], &c2, sizeof c2);
+                __builtin_memcpy(acc[3], &c3, sizeof c3);
+            } else {
+                for (ptrdiff_t t = 0; t < k; t++)
+                    for (ptrdiff_t r = 0; r < rows; r++)
+                        for (ptrdiff_t l = 0; l < width; l++) acc[r][l] += ar[r * ars + t * ats] * bj[t * bts + l];
+            }
+            for (ptrdiff_t r = 0; r < rows; r++)
+                for (ptrdiff_t l = 0; l < width; l++) c[(r0 + r) * crs + j0 + l] = acc[r][l];
+        }
+}
+
+typedef struct {
+    const real *q, *k, *v, *keep, *g;
+    real *probs, *out, *dq, *dk, *dv;
+    const ptrdiff_t *geometry;
+    double scale;
+} NAME(attention_job);
+
+/* The pair's matrix `which` (A_QS, A_KS, A_VS or A_GS) of pair n = b H + h. */
+#define PAIR(base, n, which) ((base) + ((n) / p[A_H]) * p[which] + ((n) % p[A_H]) * p[(which) + 1])
+
+/* Causal attention skips the blocks above the diagonal: CHUNK query rows at a time see keys up to the chunk's last. */
+#define CHUNK 32
+
+static ptrdiff_t NAME(keys_seen)(const ptrdiff_t *p, ptrdiff_t last_row) {
+    return p[A_CAUSAL] && last_row + 1 < p[A_S] ? last_row + 1 : p[A_S];
+}
+
+static void NAME(attention_forward_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
+    const NAME(attention_job) *j = job;
+    const ptrdiff_t *p = j->geometry;
+    const ptrdiff_t T = p[A_T], S = p[A_S], D = p[A_D], DV = p[A_DV], qs = p[A_QS + 2], ks = p[A_KS + 2];
+    const real scale = (real)j->scale;
+    ptrdiff_t lo, hi;
+    team_bounds(p[A_B] * p[A_H], part, parts, 1, &lo, &hi);
+    /* the pair's k transposed (D, S), then (with dropout) its dropped weights (T, S) */
+    real *kt = malloc(sizeof(real) * (size_t)(D * S + (j->keep != NULL) * T * S));
+    if (kt == NULL) abort();
+    real *dropped = kt + D * S;
+    for (ptrdiff_t n = lo; n < hi; n++) {
+        const real *q = PAIR(j->q, n, A_QS), *k = PAIR(j->k, n, A_KS), *v = PAIR(j->v, n, A_VS);
+        const real *keep = j->keep == NULL ? NULL : j->keep + n * T * S;
+        real *probs = j->probs + n * T * S, *out = j->out + n * T * DV;
+        for (ptrdiff_t s = 0; s < S; s++)
+            for (ptrdiff_t d = 0; d < D; d++) kt[d * S + s] = k[s * ks + d];
+        for (ptrdiff_t r0 = 0; r0 < T; r0 += CHUNK) {
+            const ptrdiff_t r1 = r0 + CHUNK < T ? r0 + CHUNK : T, width = NAME(keys_seen)(p, r1 - 1);
+            NAME(small_product)(r1 - r0, width, D, q + r0 * qs, qs, 1, kt, S, probs + r0 * S, S);
+            for (ptrdiff_t i = r0; i < r1; i++) {
+                real *restrict row = probs + i * S;
+                const ptrdiff_t seen = NAME(keys_seen)(p, i);
+                real peak = -INFINITY, total = 0;
+                #pragma omp simd reduction(max:peak)
+                for (ptrdiff_t s = 0; s < seen; s++) {
+                    row[s] *= scale;
+                    peak = row[s] > peak ? row[s] : peak;
+                }
+                if (!isfinite(peak)) peak = 0;
+                #pragma omp simd reduction(+:total)
+                for (ptrdiff_t s = 0; s < seen; s++) {
+                    const real e = EXP(row[s] - peak);
+                    row[s] = e;
+                    total += e;
+                }
+                if (total == 0) total = 1;
+                #pragma omp simd
+                for (ptrdiff_t s = 0; s < seen; s++) row[s] /= total;
+                for (ptrdiff_t s = seen; s < S; s++) row[s] = 0;
+                if (keep != NULL) {
+                    #pragma omp simd
+                    for (ptrdiff_t s = 0; s < S; s++) dropped[i * S + s] = row[s] * keep[i * S + s];
+                }
+            }
+            const real *weights = keep == NULL ? probs : dropped;
+            NAME(small_product)(r1 - r0, DV, width, weights + r0 * S, S, 1, v, p[A_VS + 2], out + r0 * DV, DV);
+        }
+    }
+    free(kt);
+}
+
+void NAME(attention)(const real *q, const real *k, const real *v, const real *keep, real *probs, real *out,
+                     const ptrdiff_t *geometry, double scale, ptrdiff_t threads) {
+    NAME(attention_job) job = {q, k, v, keep, NULL, probs, out, NULL, NULL, NULL, geometry, scale};
+    const ptrdiff_t pairs = geometry[A_B] * geometry[A_H];
+    const ptrdiff_t work = geometry[A_T] * geometry[A_S] * (geometry[A_D] + geometry[A_DV]);  /* per pair */
+    team_run(NAME(attention_forward_part), &job, team_parts(pairs, 1 + TEAM_MIN_NUMBERS / (work + 1), threads),
+             threads);
+}
+
+static void NAME(attention_backward_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
+    const NAME(attention_job) *j = job;
+    const ptrdiff_t *p = j->geometry;
+    const ptrdiff_t T = p[A_T], S = p[A_S], D = p[A_D], DV = p[A_DV];
+    const ptrdiff_t qs = p[A_QS + 2], ks = p[A_KS + 2], vs = p[A_VS + 2], gs = p[A_GS + 2];
+    const real scale = (real)j->scale;
+    ptrdiff_t lo, hi;
+    team_bounds(p[A_B] * p[A_H], part, parts, 1, &lo, &hi);
+    /* v transposed (Dv, S), the dscores (T, S), then (with dropout) the dropped weights (T, S) */
+    real *vt = malloc(sizeof(real) * (size_t)(DV * S + T * S + (j->keep != NULL) * T * S));
+    if (vt == NULL) abort();
+    real *ds = vt + DV * S, *dropped = ds + T * S;
+    for (ptrdiff_t n = lo; n < hi; n++) {
+        const real *q = PAIR(j->q, n, A_QS), *k = PAIR(j->k, n, A_KS), *v = PAIR(j->v, n, A_VS);
+        const real *g = PAIR(j->g, n, A_GS);
+        const real *keep = j->keep == NULL ? NULL : j->keep + n * T * S;
+        const real *probs = j->probs + n * T * S, *out = j->out + n * T * DV;
+        real *dq = j->dq == NULL ? NULL : j->dq + n * T * D;
+        real *dk = j->dk == NULL ? NULL : j->dk + n * S * D, *dv = j->dv == NULL ? NULL : j->dv + n * S * DV;
+        const real *weights = probs;
+        if (keep != NULL) {
+            for (ptrdiff_t x = 0; x < T * S; x++) dropped[x] = probs[x] * keep[x];
+            weights = dropped;
+        }
+        /* dv = weightsᵀ g: keys c0:c1 are seen by the queries from c0 on (causal), by all otherwise */
+        for (ptrdiff_t c0 = 0; dv != NULL && c0 < S; c0 += CHUNK) {
+            const ptrdiff_t c1 = c0 + CHUNK < S ? c0 + CHUNK : S, first = p[A_CAUSAL] ? (c0 < T ? c0 : T) : 0;
+            NAME(small_product)(c1 - c0, DV, T - first, weights + first * S + c0, 1, S, g + first * gs, gs,
+                                dv + c0 * DV, DV);
+        }
+        if (dq == NULL && dk == NULL) continue;
+        for (ptrdiff_t s = 0; s < S; s++)
+            for (ptrdiff_t d = 0; d < DV; d++) vt[d * S + s] = v[s * vs + d];
+        for (ptrdiff_t r0 = 0; r0 < T; r0 += CHUNK) {
+            const ptrdiff_t r1 = r0 + CHUNK < T ? r0 + CHUNK : T, width = NAME(keys_seen)(p, r1 - 1);
+            NAME(small_product)(r1 - r0, width, DV, g + r0 * gs, gs, 1, vt, S, ds + r0 * S, S);  /* dP = g vᵀ */
+            for (ptrdiff_t i = r0; i < r1; i++) {
+                const real *restrict gi = g + i * gs, *restrict oi = out + i * DV, *restrict row = probs + i * S;
+                real *restrict dsi = ds + i * S;
+                const ptrdiff_t seen = NAME(keys_seen)(p, i);
+                real total = 0;  /* D_i = rowsum(dO * out) */
+                #pragma omp simd reduction(+:total)
+                for (ptrdiff_t d = 0; d < DV; d++) total += gi[d] * oi[d];
+                #pragma omp simd
+                for (ptrdiff_t s = 0; s < seen; s++)
+                    dsi[s] = ((keep == NULL ? dsi[s] : dsi[s] * keep[i * S + s]) - total) * row[s] * scale;
+                for (ptrdiff_t s = seen; s < S; s++) dsi[s] = 0;
+            }
+            if (dq != NULL) NAME(small_product)(r1 - r0, D, width, ds + r0 * S, S, 1, k, ks, dq + r0 * D, D);
+        }
+        for (ptrdiff_t c0 = 0; dk != NULL && c0 < S; c0 += CHUNK) {  /* dk = dscoresᵀ q */
+            const ptrdiff_t c1 = c0 + CHUNK < S ? c0 + CHUNK : S, first = p[A_CAUSAL] ? (c0 < T ? c0 : T) : 0;
+            NAME(small_product)(c1 - c0, D, T - first, ds + first * S + c0, 1, S, q + first * qs, qs, dk + c0 * D, D);
+        }
+    }
+    free(vt);
+}
+
+void NAME(attention_backward)(const real *q, const real *k, const real *v, const real *keep, const real *probs,
+                              const real *out, const real *g, real *dq, real *dk, real *dv,
+                              const ptrdiff_t *geometry, double scale, ptrdiff_t threads) {
+    NAME(attention_job) job = {q, k, v, keep, g, (real *)probs, (real *)out, dq, dk, dv, geometry, scale};
+    const ptrdiff_t pairs = geometry[A_B] * geometry[A_H];
+    const ptrdiff_t work = 2 * geometry[A_T] * geometry[A_S] * (geometry[A_D] + geometry[A_DV]);
+    team_run(NAME(attention_backward_part), &job, team_parts(pairs, 1 + TEAM_MIN_NUMBERS / (work + 1), threads),
+             threads);
+}
+#undef PAIR
+#undef BLOCK
+#undef BLOCK_ROWS
+#undef CHUNK

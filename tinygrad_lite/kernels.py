@@ -33,8 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import perf
+
 SOURCE = Path(__file__).with_name("kernels.c")
+TEAM_SOURCE = Path(__file__).with_name("team.c")
 _DRIVER = """{vector_math}
+#include "team.c"
 #define real float
 #define NAME(f) f##_f32
 #include "kernels.c"
@@ -45,14 +49,15 @@ _DRIVER = """{vector_math}
 #include "kernels.c"
 """
 # -ffp-contract=off: no fused multiply-adds, so that a*b + c rounds as numpy's two operations do
-_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared"]
+_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared",
+          "-pthread"]
 # name: argument kinds, "p" an array, "n" a count, "u" an unsigned 64-bit integer, "x" a scalar (passed as a double)
 _SIGNATURES = {
     "adam": "ppppnxxxxxxx",
     "layer_norm": "pppxpppnn",
     "layer_norm_backward": "ppppppppnn",
-    "gelu_tanh": "ppn",
-    "gelu_tanh_backward": "pppn",
+    "gelu_tanh": "ppnn",
+    "gelu_tanh_backward": "pppnn",
     "softmax_rows": "pnnnnnnn",
     "max_pool2d": "pppp",
     "max_pool2d_backward": "pppp",
@@ -62,9 +67,14 @@ _SIGNATURES = {
     "batch_norm_backward_sums": "ppppnn",
     "batch_norm_backward": "pppppppnn",
     "col2im": "ppp",
+    "products": "pnnn",
+    "attention": "pppppppxn",
+    "attention_backward": "pppppppppppxn",
 }
+_UNTYPED = {"set_blas": "ppn", "team_rest": "", "team_jobs": ""}  # team.c's, compiled once
 _C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "u": ctypes.c_uint64, "x": ctypes.c_double}
 _OFF = ("0", "false", "no", "off")
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _lock = threading.Lock()
 _library: dict[str, dict[str, ctypes._CFuncPtr]] | None = None
@@ -136,6 +146,10 @@ def _load(path: Path) -> dict[str, ctypes._CFuncPtr] | None:
     except OSError:  # e.g. an older C library without the vector tanh the build linked against
         return None
     functions = {}
+    for name, kinds in _UNTYPED.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = [_C_TYPES[k] for k in kinds], ctypes.c_ssize_t if name == "team_jobs" else None
+        functions[name] = fn
     for name, kinds in _SIGNATURES.items():
         for suffix in ("f32", "f64"):
             fn = getattr(lib, f"{name}_{suffix}")
@@ -163,8 +177,8 @@ def _build() -> dict[str, ctypes._CFuncPtr] | None:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), _DRIVER, " ".join(_FLAGS), compiler, version, _cpu()])
-                         .encode()).hexdigest()[:16]
+    parts = [SOURCE.read_text(), TEAM_SOURCE.read_text(), _DRIVER, " ".join(_FLAGS), compiler, version, _cpu()]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     for vector_math in (True, False):  # glibc's vector tanh if it has one, else the scalar one
         target = _cache_dir() / f"kernels-{key}-{'vector' if vector_math else 'scalar'}.so"
         try:
@@ -174,6 +188,11 @@ def _build() -> dict[str, ctypes._CFuncPtr] | None:
             return None
         functions = _load(target)
         if functions is not None:
+            products = perf.blas_products()
+            if products is not None:
+                functions["set_blas"](*products)
+            else:
+                del functions["products_f32"], functions["products_f64"]
             return functions
     return None
 
@@ -185,10 +204,10 @@ def _address(a: np.ndarray) -> int:
         return a.__array_interface__["data"][0]
 
 
-def _call(name: str, *args: np.ndarray | int | float) -> None:
-    """Call kernel `name` for the dtype of its first array; arrays are passed by address."""
-    first = args[0]
-    fn = _functions()[f"{name}_{'f32' if first.dtype == np.float32 else 'f64'}"]
+def _call(name: str, *args: np.ndarray | int | float, dtype: np.dtype | None = None) -> None:
+    """Call kernel `name` for `dtype`, by default that of its first array; arrays are passed by address."""
+    dtype = args[0].dtype if dtype is None else dtype
+    fn = _functions()[f"{name}_{'f32' if dtype == np.float32 else 'f64'}"]
     fn(*[_address(a) if isinstance(a, np.ndarray) else a for a in args])
 
 
@@ -215,14 +234,14 @@ def layer_norm_rows_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, rst
 
 
 def gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:
-    """out = 0.5 x (1 + t), t = tanh(√(2/π) x (1 + 0.044715 x²)), elementwise."""
-    _call("gelu_tanh", x, out, x.size)
+    """out = 0.5 x (1 + t), t = tanh(√(2/π) x (1 + 0.044715 x²)), elementwise, split over the team."""
+    _call("gelu_tanh", x, out, x.size, perf.team_threads())
 
 
 def gelu_tanh_backward(x: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
     """out = g (0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3 · 0.044715 x²)), the tanh GELU's derivative times g,
-    with t computed again from x exactly as `gelu_tanh` computes it."""
-    _call("gelu_tanh_backward", x, g, out, x.size)
+    with t computed again from x exactly as `gelu_tanh` computes it; split over the team."""
+    _call("gelu_tanh_backward", x, g, out, x.size, perf.team_threads())
 
 
 def softmax_rows_(x: np.ndarray) -> bool:
@@ -297,3 +316,103 @@ def col2im(cols: np.ndarray, gx: np.ndarray, kernel: tuple[int, int], stride: tu
     strides = [s // gx.itemsize for s in gx.strides[:3]]
     geometry = np.array([n, ho, wo, *kernel, gx.shape[3], *stride, *dilation, *strides], dtype=np.intp)
     _call("col2im", cols, gx, geometry)
+
+
+# A part of a product on one thread should be worth the handoff (a few microseconds) many times over.
+_PRODUCT_MIN_WORK = 1 << 19  # multiply-adds
+
+
+def products_available() -> bool:
+    """Whether `matmul` runs here: the loops compiled, and numpy's BLAS is an OpenBLAS whose products they call."""
+    functions = _functions() if _switched_on else None
+    return functions is not None and "products_f32" in functions
+
+
+def _blas_layout(x: np.ndarray) -> tuple[int, int] | None:
+    """(transposed, leading dimension) of a 2-D array as the BLAS reads it, or None when it cannot."""
+    item = x.itemsize
+    rows, cols = x.shape
+    s0 = x.strides[0] if rows > 1 else cols * item
+    s1 = x.strides[1] if cols > 1 else item
+    if s1 == item and s0 % item == 0 and s0 >= max(1, cols) * item:
+        return 0, s0 // item
+    if s0 == item and s1 % item == 0 and s1 >= max(1, rows) * item:
+        return 1, s1 // item
+    return None
+
+
+def matmuls(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], threads: int) -> list[np.ndarray] | None:
+    """[a @ b (+ bias (n,)) for (a, b, bias) in pairs] on `threads` threads of the team (team.c): one product split
+    along its rows or columns, several at once, one per thread; every part one single-threaded BLAS call. None,
+    having done nothing, where an operand does not fit (the caller runs numpy's)."""
+    table, outs = [], []
+    for a, b, bias in pairs:
+        if (a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in _DTYPES or 0 in a.shape or 0 in b.shape
+                or (bias is not None and (bias.dtype != a.dtype or bias.shape != b.shape[1:]))):
+            return None
+        layout_a, layout_b = _blas_layout(a), _blas_layout(b)
+        if layout_a is None or layout_b is None:
+            return None
+        (m, k), n = a.shape, b.shape[1]
+        out = np.empty((m, n), dtype=a.dtype)
+        bias = None if bias is None else np.ascontiguousarray(bias)
+        outs.append((out, bias, a, b))  # (held until the call returns)
+        table += [_address(a), _address(b), _address(out), 0 if bias is None else _address(bias), m, n, k,
+                  layout_a[1], layout_b[1], n, layout_a[0], layout_b[0]]
+    _call("products", np.array(table, dtype=np.intp), len(pairs), _PRODUCT_MIN_WORK, threads, dtype=pairs[0][0].dtype)
+    return [out for out, *_ in outs]
+
+
+
+def team_rest() -> None:
+    """Let the team's spinning workers sleep now (before Python threads take the cores)."""
+    functions = _functions()
+    if functions is not None:
+        functions["team_rest"]()
+
+
+def _attention_geometry(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray | None,
+                        causal: bool) -> np.ndarray | None:
+    """kernels.c's attention geometry, or None where a layout does not fit (more than two leading axes, a row
+    not contiguous)."""
+    arrays = [q, k, v] + ([] if g is None else [g])
+    if q.ndim > 4 or any(a.shape[-1] > 1 and a.strides[-1] != a.itemsize for a in arrays):
+        return None
+    strides = []
+    for a in arrays:
+        lead = (0,) * (4 - a.ndim) + tuple(st // a.itemsize for st in a.strides[:-1])
+        strides += lead[:3] if len(lead) == 3 else lead
+    strides += [0, 0, 0] * (4 - len(arrays))
+    b, h = ((1,) * (4 - q.ndim) + q.shape)[:2]
+    return np.array([b, h, q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1], int(causal), *strides], dtype=np.intp)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, keep: np.ndarray | None, causal: bool, scale: float,
+              probs: np.ndarray, out: np.ndarray) -> bool:
+    """probs (..., T, S) = softmax(q kᵀ scale) (causal: query i sees keys 0..i; 0 elsewhere), out = (probs keep) v,
+    over (batch, head) pairs split across the team. q, k, v: (..., T|S, D|Dv), at most two leading axes, rows
+    contiguous; keep, probs, out contiguous. False, having done nothing, where a layout does not fit."""
+    geometry = _attention_geometry(q, k, v, None, causal)
+    if geometry is None:
+        return False
+    _call("attention", q, k, v, 0 if keep is None else keep, probs, out, geometry, scale, perf.team_threads())
+    return True
+
+
+def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, keep: np.ndarray | None, causal: bool,
+                       scale: float, probs: np.ndarray, out: np.ndarray, g: np.ndarray, dq: np.ndarray | None,
+                       dk: np.ndarray | None, dv: np.ndarray | None) -> bool:
+    """The gradients dq, dk, dv (contiguous, or None: not wanted) of `attention` from g = dL/d out; False, having
+    done nothing, where a layout does not fit."""
+    geometry = _attention_geometry(q, k, v, g, causal)
+    if geometry is None:
+        return False
+    _call("attention_backward", q, k, v, 0 if keep is None else keep, probs, out, g, 0 if dq is None else dq,
+          0 if dk is None else dk, 0 if dv is None else dv, geometry, scale, perf.team_threads())
+    return True
+
+
+def team_jobs() -> int:
+    """How many jobs the team has split across threads so far in this process (0 without the loops)."""
+    functions = _functions()
+    return 0 if functions is None else functions["team_jobs"]()

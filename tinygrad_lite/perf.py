@@ -92,13 +92,13 @@ def _libc() -> ctypes.CDLL | None:
 # ---- OpenBLAS's thread count ------------------------------------------------------------------
 
 # numpy's wheels ship OpenBLAS with renamed symbols (scipy_..., ...64_); plain builds use the bare name
-_BLAS_SYMBOLS = [(f"{prefix}openblas_get_num_threads{suffix}", f"{prefix}openblas_set_num_threads{suffix}")
-                 for prefix in ("scipy_", "") for suffix in ("64_", "_64", "")]
+_BLAS_AFFIXES = [(prefix, suffix) for prefix in ("scipy_", "") for suffix in ("64_", "_64", "")]
 
 
 @functools.cache
-def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
-    """(get, set) for the thread count of the OpenBLAS that numpy loaded, or None (another BLAS)."""
+def _openblas_library() -> tuple[ctypes.CDLL, str, str] | None:
+    """(library, prefix, suffix) of the OpenBLAS that numpy loaded, its symbols named prefix + name + suffix;
+    None for another BLAS."""
     try:
         with open("/proc/self/maps") as f:
             paths = sorted({line.split()[-1] for line in f if "openblas" in line.split()[-1].lower()})
@@ -109,12 +109,37 @@ def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for get_name, set_name in _BLAS_SYMBOLS:
-            get, set_ = getattr(lib, get_name, None), getattr(lib, set_name, None)
-            if get is not None and set_ is not None:
-                get.restype, set_.argtypes, set_.restype = ctypes.c_int, [ctypes.c_int], None
-                return get, set_
+        for prefix, suffix in _BLAS_AFFIXES:
+            if all(hasattr(lib, f"{prefix}{name}{suffix}") for name in ("openblas_get_num_threads",
+                                                                        "openblas_set_num_threads")):
+                return lib, prefix, suffix
     return None
+
+
+@functools.cache
+def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """(get, set) for the thread count of the OpenBLAS that numpy loaded, or None (another BLAS)."""
+    found = _openblas_library()
+    if found is None:
+        return None
+    lib, prefix, suffix = found
+    get, set_ = (getattr(lib, f"{prefix}openblas_{verb}_num_threads{suffix}") for verb in ("get", "set"))
+    get.restype, set_.argtypes, set_.restype = ctypes.c_int, [ctypes.c_int], None
+    return get, set_
+
+
+def blas_products() -> tuple[int, int, bool] | None:
+    """(cblas_sgemm, cblas_dgemm, 64-bit integers) of the OpenBLAS that numpy loaded, as addresses; None without."""
+    found = _openblas_library()
+    if found is None:
+        return None
+    lib, prefix, suffix = found
+    try:
+        sgemm, dgemm = (getattr(lib, f"{prefix}cblas_{name}{suffix}") for name in ("sgemm", "dgemm"))
+    except AttributeError:
+        return None
+    address = ctypes.cast(sgemm, ctypes.c_void_p).value, ctypes.cast(dgemm, ctypes.c_void_p).value
+    return address[0], address[1], "64" in suffix
 
 
 def blas_num_threads() -> int | None:
@@ -194,6 +219,11 @@ def set_num_threads(n: int) -> None:
         api[1](n)
 
 
+def team_threads() -> int:
+    """The threads a compiled loop may split over now: one inside a part of `split_across_cores`."""
+    return 1 if getattr(_inside, "active", False) else _num_threads
+
+
 def _run_part(work: Callable[[slice], None], part: slice) -> None:
     _inside.active = True
     try:
@@ -220,6 +250,8 @@ def _split(work: Callable[[slice], None], n: int, min_items: int) -> bool:
     if threads < 2 or getattr(_inside, "active", False):
         work(slice(0, n))
         return False
+    from . import kernels
+    kernels.team_rest()
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="tinygrad_lite")
     bounds = [n * i // threads for i in range(threads + 1)]
@@ -287,9 +319,11 @@ _elementwise_shared = False  # set when split_across_cores first ran parts in se
 
 def product_policy() -> str:
     """Where the engine's matrix products run now: "blas" (OpenBLAS's threads) or "engine" (split across ours)."""
+    from . import kernels
+
     if _policy != "auto":
         return _policy
-    return "engine" if _elementwise_shared else "blas"
+    return "engine" if _elementwise_shared or (kernels.enabled() and kernels.team_jobs() > 0) else "blas"
 
 
 @contextlib.contextmanager
@@ -308,17 +342,23 @@ def using_products(policy: str) -> Iterator[None]:
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """a @ b (+ bias, broadcast over rows) for the engine's ops, by `product_policy()`.
 
-    2 to `_WEIGHT_FIRST_MAX_ROWS` rows times a large transposed matrix (a Linear's Wᵀ) run as (bᵀ aᵀ)ᵀ on
-    OpenBLAS's threads (see `_WEIGHT_FIRST_MAX_ROWS`). Otherwise "blas": one numpy product on OpenBLAS's
-    threads. "engine": a 2-D product with at most `_FEW` rows or columns on OpenBLAS's threads (it is
-    memory-bound); every other product on one BLAS thread per call, a large one (M, K) @ (K, N) split across
-    our threads along M or N, whichever halves the larger operand; each thread adds the bias to its part.
+    "engine" with the compiled loops: a 2-D product split across the team's threads (`kernels.matmuls`), a few
+    rows times a large transposed matrix (a Linear's Wᵀ) as (bᵀ aᵀ)ᵀ (see `_WEIGHT_FIRST_MAX_ROWS`).
+    Without them, 2 to `_WEIGHT_FIRST_MAX_ROWS` such rows run as (bᵀ aᵀ)ᵀ on OpenBLAS's threads; then "blas":
+    one numpy product on OpenBLAS's threads; "engine": a 2-D product with at most `_FEW` rows or columns on
+    OpenBLAS's threads (it is memory-bound), every other product on one BLAS thread per call, a large one
+    (M, K) @ (K, N) split across our threads along M or N, whichever halves the larger operand.
     """
+    policy = product_policy()
+    if policy == "engine" and a.ndim == 2 and b.ndim == 2:
+        out = _team_matmul(a, b, bias)
+        if out is not None:
+            return out
     if (a.ndim == 2 and b.ndim == 2 and 1 < a.shape[0] <= _WEIGHT_FIRST_MAX_ROWS
             and b.size >= _WEIGHT_FIRST_MIN_SIZE and b.T.flags.c_contiguous):
         with blas_threads(_num_threads):
             return _plus(np.ascontiguousarray((b.T @ a.T).T), bias)
-    if product_policy() == "blas":
+    if policy == "blas":
         return _plus(a @ b, bias)
     if a.ndim == 2 and b.ndim == 2 and min(a.shape[0], b.shape[1]) <= _FEW:
         with blas_threads(_num_threads):
@@ -333,6 +373,20 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
         _split(lambda cols: _plus(np.matmul(a, b[:, cols], out=out[:, cols]), None if bias is None else bias[cols]),
                b.shape[1], min_items=8)
     return out
+
+
+def _team_matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None) -> np.ndarray | None:
+    """a @ b (+ bias) on the team's threads, OpenBLAS on one meanwhile; None where the team cannot take it."""
+    from . import kernels
+
+    if not kernels.products_available():
+        return None
+    with blas_threads(1):
+        if a.shape[0] <= _WEIGHT_FIRST_MAX_ROWS and b.size >= _WEIGHT_FIRST_MIN_SIZE and b.T.flags.c_contiguous:
+            outs = kernels.matmuls([(b.T, a.T, None)], team_threads())
+            return None if outs is None else _plus(np.ascontiguousarray(outs[0].T), bias)
+        outs = kernels.matmuls([(a, b, bias)], team_threads())
+        return None if outs is None else outs[0]
 
 
 def _plus(out: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -350,6 +404,15 @@ def matmuls(*pairs: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray | N
     """
     todo = [i for i, pair in enumerate(pairs) if pair is not None]
     results: list[np.ndarray | None] = [None] * len(pairs)
+    from . import kernels
+    if len(todo) >= 2 and _num_threads >= 2 and product_policy() != "blas" and kernels.products_available():
+        matrices = [(a.reshape(1, -1) if a.ndim == 1 else a, b, None) for a, b in (pairs[i] for i in todo)]
+        with blas_threads(1):
+            outs = kernels.matmuls(matrices, team_threads())
+        if outs is not None:
+            for i, out in zip(todo, outs):
+                results[i] = out.reshape(-1) if pairs[i][0].ndim == 1 else out
+            return results
     if len(todo) < 2 or _num_threads < 2 or product_policy() == "blas":
         for i in todo:
             results[i] = matmul(*pairs[i])

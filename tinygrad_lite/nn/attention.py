@@ -34,6 +34,7 @@ from ..tensor import Function, Tensor
 
 Seed = int | np.random.Generator | None
 _PARALLEL_MIN_SIZE = 1 << 15  # elements of q below which a second thread costs more than it saves
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the compiled loops take
 
 
 @lru_cache(maxsize=32)
@@ -88,6 +89,11 @@ class ScaledDotProductAttention(Function):
         out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
         bias = _causal_bias(t, s, probs.dtype) if is_causal else None
         rows, _ = _blocks(t, s, is_causal)
+        self.compiled = (mask is None and kernels.enabled() and q.dtype in _DTYPES and q.dtype == k.dtype == v.dtype
+                         and kernels.attention(q, k, v, keep, is_causal, scale, probs, out))
+        if self.compiled:
+            self.probs, self.scale = probs, scale
+            return out
         inverse_mask = None if mask is None else ~mask
         if inverse_mask is not None and inverse_mask.ndim == probs.ndim and inverse_mask.shape[0] != 1:
             mask_rows = lambda part: inverse_mask[part]  # noqa: E731
@@ -118,9 +124,12 @@ class ScaledDotProductAttention(Function):
         probs, keep, scale = self.probs, self.params["keep"], self.scale
         need_q, need_k, need_v = self.needs_input_grad
         rows, cols = _blocks(q.shape[-2], k.shape[-2], self.params["is_causal"])
-        dq = np.empty_like(q) if need_q else None
-        dk = np.empty_like(k) if need_k else None
-        dv = np.empty_like(v) if need_v else None
+        dq = np.empty(q.shape, q.dtype) if need_q else None
+        dk = np.empty(k.shape, k.dtype) if need_k else None
+        dv = np.empty(v.shape, v.dtype) if need_v else None
+        if self.compiled and kernels.attention_backward(q, k, v, keep, self.params["is_causal"], scale, probs, out,
+                                                        g.astype(q.dtype, copy=False), dq, dk, dv):
+            return dq, dk, dv
 
         def work(part: slice) -> None:
             qp, kp, vp, pp, gp = q[part], k[part], v[part], probs[part], g[part]
