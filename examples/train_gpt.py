@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--n-layer", type=int, default=4, help="transformer blocks (default %(default)s)")
     g.add_argument("--n-head", type=int, default=4, help="attention heads per block (default %(default)s)")
     g.add_argument("--n-embd", type=int, default=128, help="embedding width C (default %(default)s)")
-    g.add_argument("--block-size", type=int, default=64, help="context length in characters (default %(default)s)")
+    g.add_argument("--block-size", type=int, default=128, help="context length in characters (default %(default)s)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default %(default)s)")
     g.add_argument("--no-bias", dest="bias", action="store_false", help="no biases in Linear and LayerNorm layers")
     g.add_argument("--positional", choices=("learned", "sinusoidal"), default="learned",
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default %(default)s)")
     g.add_argument("--vocab-size", type=int, default=512, help="the BPE's vocabulary size (default %(default)s)")
     g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=int, default=32, help="sequences per step (default %(default)s)")
+    g.add_argument("--batch-size", type=int, default=16, help="sequences per step (default %(default)s)")
     g.add_argument("--max-iters", type=int, default=None,
                    help="stop after this many training steps (default: no cap, the clock decides)")
     g.add_argument("--max-minutes", type=float, default=20.0,

@@ -355,6 +355,23 @@ void NAME(col2im)(const real *restrict cols, real *restrict gx, const ptrdiff_t 
  * (a Linear layer's gradients) run at once, one per thread, each without packing an operand twice. Every part is
  * one call of the BLAS on one thread (kernels.py holds OpenBLAS to one meanwhile). */
 
+/* y = op(A) x for A (m, n) of row stride lda: OpenBLAS's gemm is far slower than its gemv on one column. */
+static void NAME(gemv)(int trans, ptrdiff_t m, ptrdiff_t n, const real *a, ptrdiff_t lda, const real *x,
+                       ptrdiff_t incx, real *y, ptrdiff_t incy) {
+    if (sizeof(real) == sizeof(float) && blas.wide)
+        ((sgemv64_t)blas.sgemv)(CBLAS_ROW_MAJOR, trans, m, n, 1.0f, (const float *)a, lda, (const float *)x, incx,
+                                0.0f, (float *)y, incy);
+    else if (sizeof(real) == sizeof(float))
+        ((sgemv32_t)blas.sgemv)(CBLAS_ROW_MAJOR, trans, (int32_t)m, (int32_t)n, 1.0f, (const float *)a, (int32_t)lda,
+                                (const float *)x, (int32_t)incx, 0.0f, (float *)y, (int32_t)incy);
+    else if (blas.wide)
+        ((dgemv64_t)blas.dgemv)(CBLAS_ROW_MAJOR, trans, m, n, 1.0, (const double *)a, lda, (const double *)x, incx,
+                                0.0, (double *)y, incy);
+    else
+        ((dgemv32_t)blas.dgemv)(CBLAS_ROW_MAJOR, trans, (int32_t)m, (int32_t)n, 1.0, (const double *)a,
+                                (int32_t)lda, (const double *)x, (int32_t)incx, 0.0, (double *)y, (int32_t)incy);
+}
+
 static void NAME(gemm)(const ptrdiff_t *p, ptrdiff_t row0, ptrdiff_t rows, ptrdiff_t col0, ptrdiff_t cols) {
     const int trans_a = (int)p[PRODUCT_TRANS_A], trans_b = (int)p[PRODUCT_TRANS_B];
     const ptrdiff_t k = p[PRODUCT_K], lda = p[PRODUCT_LDA], ldb = p[PRODUCT_LDB], ldc = p[PRODUCT_LDC];
@@ -364,7 +381,12 @@ static void NAME(gemm)(const ptrdiff_t *p, ptrdiff_t row0, ptrdiff_t rows, ptrdi
     real *c = (real *)p[PRODUCT_C] + row0 * ldc + col0;
     if (rows <= 0 || cols <= 0) return;
     const int ta = trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS, tb = trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS;
-    if (sizeof(real) == sizeof(float) && blas.wide)
+    if (cols == 1)  /* c = op(a) b: a matrix times a vector */
+        NAME(gemv)(ta, trans_a ? k : rows, trans_a ? rows : k, a, lda, b, trans_b ? 1 : ldb, c, ldc);
+    else if (rows == 1)  /* cᵀ = op(b)ᵀ aᵀ */
+        NAME(gemv)(trans_b ? CBLAS_NO_TRANS : CBLAS_TRANS, trans_b ? cols : k, trans_b ? k : cols, b, ldb, a,
+                   trans_a ? lda : 1, c, 1);
+    else if (sizeof(real) == sizeof(float) && blas.wide)
         ((sgemm64_t)blas.sgemm)(CBLAS_ROW_MAJOR, ta, tb, rows, cols, k, 1.0f, (const float *)a, lda, (const float *)b,
                                 ldb, 0.0f, (float *)c, ldc);
     else if (sizeof(real) == sizeof(float))

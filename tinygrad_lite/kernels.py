@@ -71,7 +71,7 @@ _SIGNATURES = {
     "attention": "pppppppxn",
     "attention_backward": "pppppppppppxn",
 }
-_UNTYPED = {"set_blas": "ppn", "team_rest": "", "team_jobs": ""}  # team.c's, compiled once
+_UNTYPED = {"set_blas": "ppppn", "team_rest": "", "team_jobs": ""}  # team.c's, compiled once
 _C_TYPES = {"p": ctypes.c_void_p, "n": ctypes.c_ssize_t, "u": ctypes.c_uint64, "x": ctypes.c_double}
 _OFF = ("0", "false", "no", "off")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -128,18 +128,18 @@ def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
     return get, set_
 
 
-def blas_products() -> tuple[int, int, bool] | None:
-    """(cblas_sgemm, cblas_dgemm, 64-bit integers) of the OpenBLAS that numpy loaded, as addresses; None without."""
+def blas_products() -> tuple[int, int, int, int, bool] | None:
+    """(cblas_sgemm, cblas_dgemm, cblas_sgemv, cblas_dgemv, 64-bit integers) of the OpenBLAS that numpy loaded,
+    the functions as addresses; None without."""
     found = _openblas_library()
     if found is None:
         return None
     lib, prefix, suffix = found
     try:
-        sgemm, dgemm = (getattr(lib, f"{prefix}cblas_{name}{suffix}") for name in ("sgemm", "dgemm"))
+        functions = [getattr(lib, f"{prefix}cblas_{name}{suffix}") for name in ("sgemm", "dgemm", "sgemv", "dgemv")]
     except AttributeError:
         return None
-    address = ctypes.cast(sgemm, ctypes.c_void_p).value, ctypes.cast(dgemm, ctypes.c_void_p).value
-    return address[0], address[1], "64" in suffix
+    return (*(ctypes.cast(f, ctypes.c_void_p).value for f in functions), "64" in suffix)
 
 
 def blas_num_threads() -> int | None:
@@ -382,7 +382,7 @@ def _team_matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None) -> np.nd
     if not kernels.products_available():
         return None
     with blas_threads(1):
-        if a.shape[0] <= _WEIGHT_FIRST_MAX_ROWS and b.size >= _WEIGHT_FIRST_MIN_SIZE and b.T.flags.c_contiguous:
+        if 1 < a.shape[0] <= _WEIGHT_FIRST_MAX_ROWS and b.size >= _WEIGHT_FIRST_MIN_SIZE and b.T.flags.c_contiguous:
             outs = kernels.matmuls([(b.T, a.T, None)], team_threads())
             return None if outs is None else _plus(np.ascontiguousarray(outs[0].T), bias)
         outs = kernels.matmuls([(a, b, bias)], team_threads())

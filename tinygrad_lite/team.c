@@ -25,6 +25,17 @@
  * one core takes for a few thousand numbers of a tanh. */
 #define TEAM_MIN_NUMBERS (1 << 14)
 
+/* A worker first spins on the CPU's pause instruction (a new job is seen within a few hundred nanoseconds), then
+ * yields the core between looks. */
+#define TEAM_PAUSES 4096
+#if defined(__x86_64__) || defined(__i386__)
+#define TEAM_PAUSE() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define TEAM_PAUSE() __asm__ __volatile__("yield")
+#else
+#define TEAM_PAUSE() ((void)0)
+#endif
+
 typedef void (*team_part)(void *job, ptrdiff_t part, ptrdiff_t parts);
 
 static struct {
@@ -64,7 +75,7 @@ static void *team_worker(void *arg) {
                 pthread_mutex_unlock(&team.lock);
                 break;
             }
-            sched_yield();
+            if (spins > TEAM_PAUSES) sched_yield(); else TEAM_PAUSE();
         }
         seen = now;
         for (ptrdiff_t p = id; p < team.parts && id < team.size; p += team.size) team.fn(team.job, p, team.parts);
@@ -163,8 +174,17 @@ typedef void (*dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, cons
 typedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
                           const double *, int64_t, double, double *, int64_t);
 
+typedef void (*sgemv32_t)(int, int, int32_t, int32_t, float, const float *, int32_t, const float *, int32_t, float,
+                          float *, int32_t);
+typedef void (*sgemv64_t)(int, int, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t, float,
+                          float *, int64_t);
+typedef void (*dgemv32_t)(int, int, int32_t, int32_t, double, const double *, int32_t, const double *, int32_t,
+                          double, double *, int32_t);
+typedef void (*dgemv64_t)(int, int, int64_t, int64_t, double, const double *, int64_t, const double *, int64_t,
+                          double, double *, int64_t);
+
 static struct {
-    void *sgemm, *dgemm;
+    void *sgemm, *dgemm, *sgemv, *dgemv;
     int wide;  /* 64-bit integers (an ILP64 build: numpy's scipy_openblas64_) */
 } blas;
 
@@ -173,8 +193,10 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
 enum { PRODUCT_A, PRODUCT_B, PRODUCT_C, PRODUCT_BIAS, PRODUCT_M, PRODUCT_N, PRODUCT_K, PRODUCT_LDA, PRODUCT_LDB,
        PRODUCT_LDC, PRODUCT_TRANS_A, PRODUCT_TRANS_B, PRODUCT_FIELDS };
 
-void set_blas(void *sgemm, void *dgemm, ptrdiff_t wide) {
+void set_blas(void *sgemm, void *dgemm, void *sgemv, void *dgemv, ptrdiff_t wide) {
     blas.sgemm = sgemm;
     blas.dgemm = dgemm;
+    blas.sgemv = sgemv;
+    blas.dgemv = dgemv;
     blas.wide = (int)wide;
 }

@@ -89,8 +89,10 @@ class ScaledDotProductAttention(Function):
         out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
         bias = _causal_bias(t, s, probs.dtype) if is_causal else None
         rows, _ = _blocks(t, s, is_causal)
-        self.compiled = (mask is None and kernels.enabled() and q.dtype in _DTYPES and q.dtype == k.dtype == v.dtype
-                         and kernels.attention(q, k, v, keep, is_causal, scale, probs, out))
+        # (one query a head, a generation step with a KV cache: numpy's products over the cached keys are faster)
+        self.compiled = (mask is None and t > 1 and kernels.enabled() and q.dtype in _DTYPES
+                         and q.dtype == k.dtype == v.dtype and kernels.attention(q, k, v, keep, is_causal, scale, probs,
+                                                                                 out))
         if self.compiled:
             self.probs, self.scale = probs, scale
             return out
