@@ -9,8 +9,11 @@ the two to each other (tests/test_kernels.py).
 The first process that needs the loops compiles kernels.c with the system's C compiler ($CC, else cc)
 for float and double into one small library in a cache folder ($TINYGRAD_LITE_CACHE, else
 ~/.cache/tinygrad_lite), named by a hash of the source, the compiler and the CPU; later processes load
-it (about a second once per machine, then nothing). Calls go through ctypes, which releases the GIL, so
-the parts that `perf.split_across_cores` hands out run at once. `enabled()` says whether the loops are
+it (about a second once per machine, then nothing). Calls go through ctypes, which releases the GIL. A loop
+large enough to pay splits itself over the team of C workers in team.c (compiled into the same library),
+which wait for work by spinning: a handoff costs microseconds, not the fifty or more of a Python thread;
+matrix products run there too (`matmuls`, each part one single-threaded call of numpy's OpenBLAS), and so
+does attention, one (batch, head) pair after another. `enabled()` says whether the loops are
 in use: they compiled and the environment does not set TINYGRAD_LITE_COMPILED=0; `use_compiled(False)`
 switches them off inside a block (tests, benchmarks).
 

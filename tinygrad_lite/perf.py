@@ -20,16 +20,23 @@ OpenBLAS's thread count is one process-wide setting (its
 `openblas_set_num_threads_local` changes it for every thread too), so
 `blas_threads` restores it as soon as the parts are done.
 
+The compiled loops split their own work over the team of C workers in team.c
+(`kernels`), whose handoff costs microseconds; `team_threads()` tells them how
+many threads they may use (one inside a part of `split_across_cores`), and
+`_split` lets the team's workers sleep before Python threads take the cores.
+
 Matrix products follow one policy (`product_policy`): "blas" leaves them to
 OpenBLAS's own threads, as hand-written numpy does; "engine" splits a large
-product across our threads, each on one BLAS thread. Why both: after each
+product across the team (`kernels.matmuls`; without the compiled loops, across
+our Python threads), each part on one BLAS thread. Why both: after each
 product they share, OpenBLAS's helper threads spin for about a tenth of a
-second, taking the second core from the next elementwise op split across both
-(a GPT step ran 15% faster once they stopped spinning: python benchmarks/bench_gpt.py),
+second, taking the second core from the next op split across both (a GPT step
+ran 15% faster once they stopped spinning: python benchmarks/bench_gpt.py),
 while a model with no split elementwise work (the MLP) is fastest on OpenBLAS's
 threads. The default, "auto", is "blas" until the process first splits
-elementwise work across cores (GELU, LayerNorm, attention), then "engine" for
-good; `using_products(policy)` pins it for a block (tests, benchmarks).
+elementwise work across cores (GELU, LayerNorm, attention: a job of the team or
+of `split_across_cores`), then "engine" for good; `using_products(policy)`
+pins it for a block (tests, benchmarks).
 """
 
 from __future__ import annotations

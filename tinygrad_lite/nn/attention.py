@@ -79,8 +79,10 @@ def dropout_mask(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -
 
 
 class ScaledDotProductAttention(Function):
-    """The fused op. Both passes run on parts of the batch at once (see `perf.split_across_cores`), and
-    causal attention skips the blocks above the diagonal (see `_blocks`)."""
+    """The fused op. Without a mask, and with more than one query a head, both passes run as compiled loops over
+    the (batch, head) pairs, split over the team (`kernels.attention`); otherwise numpy's products run on parts
+    of the batch at once (see `perf.split_across_cores`). Causal attention skips the blocks above the diagonal
+    either way (see `_blocks`)."""
 
     def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, keep=None):
         scale = 1.0 / math.sqrt(q.shape[-1])
