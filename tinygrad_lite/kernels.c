@@ -149,6 +149,23 @@ double exp(double);
 
 #define EXP(x) (sizeof(real) == sizeof(float) ? (real)expf((float)(x)) : (real)exp((double)(x)))
 
+/* One row's softmax in place (see softmax_rows), for it and for attention's rows. */
+static void NAME(softmax_row)(real *restrict row, ptrdiff_t cols) {
+    real peak = -INFINITY, total = 0;
+    #pragma omp simd reduction(max:peak)
+    for (ptrdiff_t j = 0; j < cols; j++) peak = row[j] > peak ? row[j] : peak;
+    if (!isfinite(peak)) peak = 0;
+    #pragma omp simd reduction(+:total)
+    for (ptrdiff_t j = 0; j < cols; j++) {
+        const real e = EXP(row[j] - peak);
+        row[j] = e;
+        total += e;
+    }
+    if (total == 0) total = 1;
+    #pragma omp simd
+    for (ptrdiff_t j = 0; j < cols; j++) row[j] /= total;
+}
+
 /* Softmax over each row of x, in place: x - max, exp, / sum. The rows are x[a*s0 + b*s1 + r*s2 + (0..cols)]
  * for a < outer, b < middle, r < rows (strides in elements: a block of a larger array). A row whose maximum
  * is not finite is shifted by 0, and one that sums to 0 (all -inf: it attends to nothing) stays all zeros. */
@@ -157,20 +174,7 @@ void NAME(softmax_rows)(real *restrict x, ptrdiff_t outer, ptrdiff_t middle, ptr
     for (ptrdiff_t a = 0; a < outer; a++)
         for (ptrdiff_t b = 0; b < middle; b++)
             for (ptrdiff_t r = 0; r < rows; r++) {
-                real *row = x + a * s0 + b * s1 + r * s2;
-                real peak = -INFINITY, total = 0;
-                #pragma omp simd reduction(max:peak)
-                for (ptrdiff_t j = 0; j < cols; j++) peak = row[j] > peak ? row[j] : peak;
-                if (!isfinite(peak)) peak = 0;
-                #pragma omp simd reduction(+:total)
-                for (ptrdiff_t j = 0; j < cols; j++) {
-                    const real e = EXP(row[j] - peak);
-                    row[j] = e;
-                    total += e;
-                }
-                if (total == 0) total = 1;
-                #pragma omp simd
-                for (ptrdiff_t j = 0; j < cols; j++) row[j] /= total;
+                NAME(softmax_row)(x + a * s0 + b * s1 + r * s2, cols);
             }
 }
 
@@ -526,22 +530,9 @@ static void NAME(attention_forward_part)(void *job, ptrdiff_t part, ptrdiff_t pa
             for (ptrdiff_t i = r0; i < r1; i++) {
                 real *restrict row = probs + i * S;
                 const ptrdiff_t seen = NAME(keys_seen)(p, i);
-                real peak = -INFINITY, total = 0;
-                #pragma omp simd reduction(max:peak)
-                for (ptrdiff_t s = 0; s < seen; s++) {
-                    row[s] *= scale;
-                    peak = row[s] > peak ? row[s] : peak;
-                }
-                if (!isfinite(peak)) peak = 0;
-                #pragma omp simd reduction(+:total)
-                for (ptrdiff_t s = 0; s < seen; s++) {
-                    const real e = EXP(row[s] - peak);
-                    row[s] = e;
-                    total += e;
-                }
-                if (total == 0) total = 1;
                 #pragma omp simd
-                for (ptrdiff_t s = 0; s < seen; s++) row[s] /= total;
+                for (ptrdiff_t s = 0; s < seen; s++) row[s] *= scale;
+                NAME(softmax_row)(row, seen);
                 for (ptrdiff_t s = seen; s < S; s++) row[s] = 0;
                 if (keep != NULL) {
                     #pragma omp simd
