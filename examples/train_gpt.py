@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--n-head", type=int, default=4, help="attention heads per block (default %(default)s)")
     g.add_argument("--n-embd", type=int, default=128, help="embedding width C (default %(default)s)")
     g.add_argument("--block-size", type=int, default=128, help="context length in characters (default %(default)s)")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default %(default)s)")
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout probability (default %(default)s)")
     g.add_argument("--no-bias", dest="bias", action="store_false", help="no biases in Linear and LayerNorm layers")
     g.add_argument("--positional", choices=("learned", "sinusoidal"), default="learned",
                    help="position encoding (default %(default)s)")

@@ -327,6 +327,7 @@ PYTORCH: dict[str, str] = {
     "optim.Optimizer.state_dict": "same layout ({'state': ..., 'param_groups': ...}); numpy arrays, and 'step' an int",
     "optim.Optimizer.load_state_dict": "same",
     "optim.SGD": "differs: lr has no default (torch's is 1e-3); no maximize=, foreach=, fused=; the same update",
+    "optim.Adam.step": "differs: no closure= argument (as Optimizer.step); the compiled updates run in one call",
     "optim.Adam": "same update (no amsgrad=, maximize=, foreach=, fused=, capturable=)",
     "optim.AdamW": "same update (no amsgrad=, maximize=, foreach=, fused=, capturable=)",
     "optim.RMSprop": "same update, step for step (no maximize=, foreach=, capturable=)",

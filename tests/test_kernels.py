@@ -48,20 +48,26 @@ def test_compiled_gelu_is_the_numpy_gelu_in_float32(shape):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * max(np.abs(b).max(), 1))
 
 
+@pytest.mark.parametrize("rows", [1200, 100])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
-def test_compiled_layer_norm_is_the_numpy_layer_norm_in_float32(layout, two_threads, monkeypatch):
-    monkeypatch.setattr(perf, "_MIN_ELEMENTS_PER_THREAD", 48 * 100)  # 600 rows: split over both threads
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_layer_norm_is_the_numpy_layer_norm(dtype, layout, rows, two_threads):
+    """Output and the three gradients; 1,200 rows of 48 split over both threads (forward and backward, the parts'
+    column sums added up), 100 rows on one."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((600, 48)).astype(np.float32) * 5 + 3
+    x = (rng.standard_normal((rows, 48)) * 5 + 3).astype(dtype)
     if layout == "transposed":
         x = np.ascontiguousarray(x.T).T
-    w, b = rng.standard_normal(48).astype(np.float32), rng.standard_normal(48).astype(np.float32)
-    g = rng.standard_normal(x.shape).astype(np.float32)
-    ours = _value_and_grads(lambda *t: CompiledLayerNormFunction.apply(*t, ndim=1, eps=1e-5), [x, w, b], g)
+    w, b = rng.standard_normal(48).astype(dtype), rng.standard_normal(48).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    ours, jobs = _team_jobs_during(lambda: _value_and_grads(
+        lambda *t: CompiledLayerNormFunction.apply(*t, ndim=1, eps=1e-5), [x, w, b], g))
     numpy = _value_and_grads(lambda *t: LayerNormFunction.apply(*t, ndim=1, eps=1e-5), [x, w, b], g)
+    assert jobs == (2 if rows == 1200 else 0)
+    tolerance = 2e-5 if dtype == np.float32 else 1e-12
     for a, b_ in zip(ours, numpy):
-        assert a.dtype == np.float32
-        np.testing.assert_allclose(a, b_, rtol=2e-5, atol=2e-4 * np.abs(b_).max())
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b_, rtol=tolerance, atol=10 * tolerance * np.abs(b_).max())
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -190,11 +196,13 @@ def test_compiled_max_pool_is_the_numpy_max_pool_to_the_bit(geometry, layout, dt
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(), (7,), (3, 1000), (4, 300, 300)])
-def test_compiled_dropout_mask_is_the_numpy_formulas_to_the_bit(shape, dtype):
+def test_compiled_dropout_mask_is_the_numpy_formulas_to_the_bit(shape, dtype, two_threads):
+    """The largest mask split over both threads, the others made on one."""
     from tinygrad_lite.nn.attention import dropout_mask
 
     for p in (0.1, 0.5, 1 / 3):
-        compiled = dropout_mask(shape, p, np.random.default_rng(4), dtype)
+        compiled, jobs = _team_jobs_during(functools.partial(dropout_mask, shape, p, np.random.default_rng(4), dtype))
+        assert jobs == (1 if len(shape) == 3 else 0)
         with kernels.use_compiled(False):
             numpy = dropout_mask(shape, p, np.random.default_rng(4), dtype)
         assert compiled.dtype == numpy.dtype == dtype and compiled.shape == shape
@@ -223,19 +231,23 @@ def test_dropout_masks_drop_p_of_the_elements_independently_and_keep_the_expecta
 @pytest.mark.parametrize("make", [lambda ps: optim.AdamW(ps, lr=0.01, betas=(0.9, 0.95), weight_decay=0.1),
                                   lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
                                   lambda ps: optim.Adam(ps, lr=0.003)], ids=["adamw", "adam-l2", "adam"])
-def test_compiled_adam_is_the_numpy_adam_to_the_bit(make, dtype):
+def test_compiled_adam_is_the_numpy_adam_to_the_bit(make, dtype, two_threads):
+    """Every parameter in one call, its elements end to end split over both threads (the boundary inside the
+    large one); a Fortran-ordered parameter and one without a gradient take numpy's code or none."""
     results = []
     for flag in (False, True):
         rng = np.random.default_rng(0)
         params = [Tensor(rng.standard_normal(shape).astype(dtype), requires_grad=True)
-                  for shape in ((17, 5), (5,), ())]
+                  for shape in ((17, 5), (5,), (), (257, 130), (3,))]
         params.append(Tensor(np.asfortranarray(rng.standard_normal((4, 6)).astype(dtype)), requires_grad=True))
         opt = make(params)
+        jobs = 0
         with kernels.use_compiled(flag):
             for _ in range(6):
-                for p in params:
+                for p in params[:-2] + params[-1:]:
                     p.grad = Tensor(rng.standard_normal(p.shape).astype(dtype))
-                opt.step()
+                jobs += _team_jobs_during(opt.step)[1]
+        assert jobs == (6 if flag else 0)
         results.append([p.data.copy() for p in params] + [s["exp_avg_sq"] for s in opt.state.values()])
     for a, b in zip(*results):
         assert a.dtype == dtype and np.array_equal(a, b)

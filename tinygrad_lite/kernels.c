@@ -21,14 +21,25 @@ double tanh(double);
 #define TANH(x) (sizeof(real) == sizeof(float) ? (real)tanhf((float)(x)) : (real)tanh((double)(x)))
 #define SQRT(x) (sizeof(real) == sizeof(float) ? (real)sqrtf((float)(x)) : (real)sqrt((double)(x)))
 
-/* One Adam(W) step in place, in PyTorch's order of operations:
- * p *= decay; m += (g - m)(1 - b1); v = b2 v + (1 - b2) g^2; p -= m / (sqrt(v) / sqrt(1 - b2^t) + eps) step_size */
-void NAME(adam)(real *restrict p, const real *restrict g, real *restrict m, real *restrict v, ptrdiff_t n,
-                double decay_, double step_size_, double one_minus_beta1_, double beta2_, double one_minus_beta2_,
-                double bias_correction2_sqrt_, double eps_) {
-    const real decay = (real)decay_, step_size = (real)step_size_, one_minus_beta1 = (real)one_minus_beta1_;
-    const real beta2 = (real)beta2_, one_minus_beta2 = (real)one_minus_beta2_;
-    const real bias_correction2_sqrt = (real)bias_correction2_sqrt_, eps = (real)eps_;
+/* Adam(W) over many parameters in one call: row i of `table` (ADAM_FIELDS numbers, addresses as integers) is
+ * parameter i's p, g, m, v and size n; row i of `scalars` (ADAM_SCALARS) its decay, step size, 1 - b1, b2, 1 - b2,
+ * sqrt(1 - b2^t) and eps. Each element, in place and in PyTorch's order of operations:
+ * p *= decay; m += (g - m)(1 - b1); v = b2 v + (1 - b2) g^2; p -= m / (sqrt(v) / sqrt(1 - b2^t) + eps) step_size.
+ * The parameters' elements, end to end, are split among the team: one call instead of one per parameter (a
+ * GPT has fifty, most of them small), and both cores on the large ones. */
+#ifndef ADAM_FIELDS_DECLARED
+#define ADAM_FIELDS_DECLARED
+enum { ADAM_P, ADAM_G, ADAM_M, ADAM_V, ADAM_N, ADAM_FIELDS };
+enum { ADAM_DECAY, ADAM_STEP_SIZE, ADAM_ONE_MINUS_BETA1, ADAM_BETA2, ADAM_ONE_MINUS_BETA2, ADAM_BIAS_CORRECTION2_SQRT,
+       ADAM_EPS, ADAM_SCALARS };
+#endif
+
+static void NAME(adam_range)(real *restrict p, const real *restrict g, real *restrict m, real *restrict v, ptrdiff_t n,
+                             const double *s) {
+    const real decay = (real)s[ADAM_DECAY], step_size = (real)s[ADAM_STEP_SIZE];
+    const real one_minus_beta1 = (real)s[ADAM_ONE_MINUS_BETA1], beta2 = (real)s[ADAM_BETA2];
+    const real one_minus_beta2 = (real)s[ADAM_ONE_MINUS_BETA2];
+    const real bias_correction2_sqrt = (real)s[ADAM_BIAS_CORRECTION2_SQRT], eps = (real)s[ADAM_EPS];
     #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++) {
         const real gi = g[i];
@@ -40,55 +51,129 @@ void NAME(adam)(real *restrict p, const real *restrict g, real *restrict m, real
     }
 }
 
-/* x (rows, features) -> mean, rstd = 1 / sqrt(var + eps) (rows,), out = xhat weight + bias with
- * xhat = (x - mean) rstd. xhat is not kept: (x - mean) rstd gives it again to the bit. */
-void NAME(layer_norm)(const real *restrict x, const real *restrict weight, const real *restrict bias, double eps,
-                      real *restrict mean, real *restrict rstd, real *restrict out, ptrdiff_t rows,
-                      ptrdiff_t features) {
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        const real *xr = x + r * features;
-        real *outr = out + r * features;
-        real total = 0, squares = 0;
-        #pragma omp simd reduction(+:total)
-        for (ptrdiff_t j = 0; j < features; j++) total += xr[j];
-        const real m = total / (real)features;
-        #pragma omp simd reduction(+:squares)
-        for (ptrdiff_t j = 0; j < features; j++) {
-            const real centred = xr[j] - m;
-            squares += centred * centred;
-        }
-        const real inverse = (real)1 / SQRT(squares / (real)features + (real)eps);
-        mean[r] = m;
-        rstd[r] = inverse;
-        #pragma omp simd
-        for (ptrdiff_t j = 0; j < features; j++) outr[j] = (xr[j] - m) * inverse * weight[j] + bias[j];
+typedef struct {
+    const ptrdiff_t *table;
+    const double *scalars;
+    ptrdiff_t count, total;
+} NAME(adam_job);
+
+static void NAME(adam_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
+    const NAME(adam_job) *j = job;
+    ptrdiff_t lo, hi, start = 0;
+    team_bounds(j->total, part, parts, 64, &lo, &hi);
+    for (ptrdiff_t i = 0; i < j->count && start < hi; i++) {
+        const ptrdiff_t *row = j->table + i * ADAM_FIELDS, n = row[ADAM_N];
+        const ptrdiff_t from = (lo > start ? lo : start) - start, to = (hi < start + n ? hi : start + n) - start;
+        if (from < to)
+            NAME(adam_range)((real *)row[ADAM_P] + from, (const real *)row[ADAM_G] + from, (real *)row[ADAM_M] + from,
+                             (real *)row[ADAM_V] + from, to - from, j->scalars + i * ADAM_SCALARS);
+        start += n;
     }
 }
 
+void NAME(adam)(const ptrdiff_t *table, const double *scalars, ptrdiff_t count, ptrdiff_t threads) {
+    NAME(adam_job) job = {table, scalars, count, 0};
+    for (ptrdiff_t i = 0; i < count; i++) job.total += table[i * ADAM_FIELDS + ADAM_N];
+    team_run(NAME(adam_part), &job, team_parts(job.total, TEAM_MIN_NUMBERS, threads), threads);
+}
+
+/* Layer norm over the rows of x (rows, features), split among the team in parts of whole rows. */
+typedef struct {
+    const real *x, *weight, *bias, *g;
+    real *mean, *rstd, *out;
+    real *partials;  /* backward: (parts, 2, features), each part's column sums for dweight and dbias */
+    double eps;
+    ptrdiff_t rows, features;
+} NAME(layer_norm_job);
+
+/* Rows of at least this many numbers in a part: a handoff costs what a few thousand numbers of these loops do. */
+static ptrdiff_t NAME(layer_norm_parts)(ptrdiff_t rows, ptrdiff_t features, ptrdiff_t threads) {
+    return team_parts(rows, 1 + TEAM_MIN_NUMBERS / (features + 1), threads);
+}
+
+/* mean, rstd = 1 / sqrt(var + eps) per row, out = xhat weight + bias with xhat = (x - mean) rstd. xhat is not
+ * kept: (x - mean) rstd gives it again to the bit. */
+static void NAME(layer_norm_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
+    const NAME(layer_norm_job) *j = job;
+    const ptrdiff_t features = j->features;
+    const real *restrict weight = j->weight, *restrict bias = j->bias;
+    ptrdiff_t lo, hi;
+    team_bounds(j->rows, part, parts, 1, &lo, &hi);
+    for (ptrdiff_t r = lo; r < hi; r++) {
+        const real *restrict xr = j->x + r * features;
+        real *restrict outr = j->out + r * features;
+        real total = 0, squares = 0;
+        #pragma omp simd reduction(+:total)
+        for (ptrdiff_t c = 0; c < features; c++) total += xr[c];
+        const real m = total / (real)features;
+        #pragma omp simd reduction(+:squares)
+        for (ptrdiff_t c = 0; c < features; c++) {
+            const real centred = xr[c] - m;
+            squares += centred * centred;
+        }
+        const real inverse = (real)1 / SQRT(squares / (real)features + (real)j->eps);
+        j->mean[r] = m;
+        j->rstd[r] = inverse;
+        #pragma omp simd
+        for (ptrdiff_t c = 0; c < features; c++) outr[c] = (xr[c] - m) * inverse * weight[c] + bias[c];
+    }
+}
+
+void NAME(layer_norm)(const real *x, const real *weight, const real *bias, double eps, real *mean, real *rstd,
+                      real *out, ptrdiff_t rows, ptrdiff_t features, ptrdiff_t threads) {
+    NAME(layer_norm_job) job = {x, weight, bias, NULL, mean, rstd, out, NULL, eps, rows, features};
+    team_run(NAME(layer_norm_part), &job, NAME(layer_norm_parts)(rows, features, threads), threads);
+}
+
 /* dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with xhat = (x - mean) rstd (the forward's,
- * to the bit) and dxhat = g weight; dweight += the column sums of g xhat, dbias += those of g. */
-void NAME(layer_norm_backward)(const real *restrict g, const real *restrict x, const real *restrict mean,
-                               const real *restrict rstd, const real *restrict weight, real *restrict gx,
-                               real *restrict dweight, real *restrict dbias, ptrdiff_t rows, ptrdiff_t features) {
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        const real *gr = g + r * features, *xr = x + r * features;
-        const real m = mean[r], inverse = rstd[r];
-        real *dr = gx + r * features;
+ * to the bit) and dxhat = g weight (the job's out is gx); the part's partials get the column sums of g xhat and
+ * of g. */
+static void NAME(layer_norm_backward_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
+    const NAME(layer_norm_job) *j = job;
+    const ptrdiff_t features = j->features;
+    const real *restrict weight = j->weight;
+    real *restrict dweight = j->partials + 2 * part * features, *restrict dbias = dweight + features;
+    ptrdiff_t lo, hi;
+    team_bounds(j->rows, part, parts, 1, &lo, &hi);
+    for (ptrdiff_t c = 0; c < 2 * features; c++) dweight[c] = 0;
+    for (ptrdiff_t r = lo; r < hi; r++) {
+        const real *restrict gr = j->g + r * features, *restrict xr = j->x + r * features;
+        const real m = j->mean[r], inverse = j->rstd[r];
+        real *restrict dr = j->out + r * features;
         real mean_g = 0, mean_gx = 0;
         #pragma omp simd reduction(+:mean_g, mean_gx)
-        for (ptrdiff_t j = 0; j < features; j++) {
-            const real h = (xr[j] - m) * inverse;
-            const real gh = gr[j] * weight[j];
+        for (ptrdiff_t c = 0; c < features; c++) {
+            const real h = (xr[c] - m) * inverse;
+            const real gh = gr[c] * weight[c];
             mean_g += gh;
             mean_gx += gh * h;
-            dweight[j] += gr[j] * h;
-            dbias[j] += gr[j];
+            dweight[c] += gr[c] * h;
+            dbias[c] += gr[c];
         }
         mean_g /= (real)features;
         mean_gx /= (real)features;
         #pragma omp simd
-        for (ptrdiff_t j = 0; j < features; j++)
-            dr[j] = (gr[j] * weight[j] - mean_g - (xr[j] - m) * inverse * mean_gx) * inverse;
+        for (ptrdiff_t c = 0; c < features; c++)
+            dr[c] = (gr[c] * weight[c] - mean_g - (xr[c] - m) * inverse * mean_gx) * inverse;
+    }
+}
+
+/* gx as above; dweight = the column sums of g xhat and dbias those of g, the parts' sums added in order.
+ * partials: room for (threads, 2, features). */
+void NAME(layer_norm_backward)(const real *g, const real *x, const real *mean, const real *rstd, const real *weight,
+                               real *gx, real *dweight, real *dbias, real *partials, ptrdiff_t rows,
+                               ptrdiff_t features, ptrdiff_t threads) {
+    NAME(layer_norm_job) job = {x, weight, NULL, g, (real *)mean, (real *)rstd, gx, partials, 0.0, rows, features};
+    const ptrdiff_t parts = NAME(layer_norm_parts)(rows, features, threads);
+    team_run(NAME(layer_norm_backward_part), &job, parts, threads);
+    for (ptrdiff_t c = 0; c < features; c++) {
+        real w = 0, b = 0;
+        for (ptrdiff_t p = 0; p < parts; p++) {
+            w += partials[2 * p * features + c];
+            b += partials[(2 * p + 1) * features + c];
+        }
+        dweight[c] = w;
+        dbias[c] = b;
     }
 }
 
@@ -257,17 +342,35 @@ void NAME(max_pool2d_backward)(const real *restrict g, const unsigned char *rest
 
 /* Inverted-dropout multipliers: out[i] = 0 where the top 24 bits of hash(i) fall below threshold (p 2^24,
  * rounded up), else scale (1 / (1 - p)). The hash is SplitMix64's output function on its Weyl sequence
- * seed + (i + 1) * golden: SplitMix64's own stream, read by index, which numpy's formula can do too. */
-void NAME(dropout_mask)(real *restrict out, ptrdiff_t n, uint64_t seed, uint64_t threshold, double scale_) {
-    const real scale = (real)scale_;
+ * seed + (i + 1) * golden: SplitMix64's own stream, read by index, which numpy's formula can do too, and which
+ * any split of the mask among the team gives alike. */
+typedef struct {
+    real *out;
+    ptrdiff_t n;
+    uint64_t seed, threshold;
+    real scale;
+} NAME(dropout_job);
+
+static void NAME(dropout_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
+    const NAME(dropout_job) *j = job;
+    const uint64_t seed = j->seed, threshold = j->threshold;
+    const real scale = j->scale;
+    real *restrict out = j->out;
+    ptrdiff_t lo, hi;
+    team_bounds(j->n, part, parts, 64, &lo, &hi);
     #pragma omp simd
-    for (ptrdiff_t i = 0; i < n; i++) {
+    for (ptrdiff_t i = lo; i < hi; i++) {
         uint64_t z = seed + ((uint64_t)i + 1) * 0x9E3779B97F4A7C15ull;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
         z ^= z >> 31;
         out[i] = (z >> 40) >= threshold ? scale : (real)0;
     }
+}
+
+void NAME(dropout_mask)(real *out, ptrdiff_t n, uint64_t seed, uint64_t threshold, double scale, ptrdiff_t threads) {
+    NAME(dropout_job) job = {out, n, seed, threshold, (real)scale};
+    team_run(NAME(dropout_part), &job, team_parts(n, TEAM_MIN_NUMBERS, threads), threads);
 }
 
 /* Batch norm works on the (rows, channels) matrix of its input with the channels last. Its per-channel sums

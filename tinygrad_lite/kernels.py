@@ -56,15 +56,15 @@ _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-cont
           "-pthread"]
 # name: argument kinds, "p" an array, "n" a count, "u" an unsigned 64-bit integer, "x" a scalar (passed as a double)
 _SIGNATURES = {
-    "adam": "ppppnxxxxxxx",
-    "layer_norm": "pppxpppnn",
-    "layer_norm_backward": "ppppppppnn",
+    "adam": "ppnn",
+    "layer_norm": "pppxpppnnn",
+    "layer_norm_backward": "pppppppppnnn",
     "gelu_tanh": "ppnn",
     "gelu_tanh_backward": "pppnn",
     "softmax_rows": "pnnnnnnn",
     "max_pool2d": "pppp",
     "max_pool2d_backward": "pppp",
-    "dropout_mask": "pnuux",
+    "dropout_mask": "pnuuxn",
     "batch_norm_sums": "pppnn",
     "batch_norm": "pppppnn",
     "batch_norm_backward_sums": "ppppnn",
@@ -214,26 +214,30 @@ def _call(name: str, *args: np.ndarray | int | float, dtype: np.dtype | None = N
     fn(*[_address(a) if isinstance(a, np.ndarray) else a for a in args])
 
 
-def adam_(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, decay: float, step_size: float,
-          one_minus_beta1: float, beta2: float, one_minus_beta2: float, bias_correction2_sqrt: float,
-          eps: float) -> None:
-    """One Adam(W) step in place: p *= decay; m += (g - m)(1 - β1); v = β2 v + (1 - β2) g²;
+def adam_(updates: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[float, ...]]]) -> None:
+    """Adam(W) steps in place for (p, g, m, v, (decay, step_size, 1 - β1, β2, 1 - β2, √(1 - β2ᵗ), eps)) of one dtype,
+    all in one call split over the team: p *= decay; m += (g - m)(1 - β1); v = β2 v + (1 - β2) g²;
     p -= m / (√v / √(1 - β2ᵗ) + eps) · step_size (PyTorch's order of operations; the scalars in p's dtype)."""
-    _call("adam", p, g, m, v, p.size, decay, step_size, one_minus_beta1, beta2, one_minus_beta2,
-          bias_correction2_sqrt, eps)
+    table = np.array([[_address(a) for a in update[:4]] + [update[0].size] for update in updates], dtype=np.intp)
+    scalars = np.array([update[4] for update in updates], dtype=np.float64)
+    _call("adam", table, scalars, len(updates), perf.team_threads(), dtype=updates[0][0].dtype)
 
 
 def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float, mean: np.ndarray,
                     rstd: np.ndarray, out: np.ndarray) -> None:
-    """x (N, F) -> mean (N, 1), rstd = 1 / √(var + eps) (N, 1), out = (x - mean) rstd weight + bias, per row."""
-    _call("layer_norm", x, weight, bias, eps, mean, rstd, out, x.shape[0], x.shape[1])
+    """x (N, F) -> mean (N, 1), rstd = 1 / √(var + eps) (N, 1), out = (x - mean) rstd weight + bias, per row;
+    split over the team."""
+    _call("layer_norm", x, weight, bias, eps, mean, rstd, out, x.shape[0], x.shape[1], perf.team_threads())
 
 
 def layer_norm_rows_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, rstd: np.ndarray, weight: np.ndarray,
                              gx: np.ndarray, dweight: np.ndarray, dbias: np.ndarray) -> None:
     """gx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with xhat = (x - mean) rstd and
-    dxhat = g weight; dweight (F,) += Σ_rows g xhat and dbias (F,) += Σ_rows g."""
-    _call("layer_norm_backward", g, x, mean, rstd, weight, gx, dweight, dbias, g.shape[0], g.shape[1])
+    dxhat = g weight; dweight (F,) = Σ_rows g xhat and dbias (F,) = Σ_rows g; split over the team."""
+    threads = perf.team_threads()
+    partials = np.empty((threads, 2, g.shape[1]), dtype=g.dtype)  # each part's column sums
+    _call("layer_norm_backward", g, x, mean, rstd, weight, gx, dweight, dbias, partials, g.shape[0], g.shape[1],
+          threads)
 
 
 def gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:
@@ -286,8 +290,8 @@ def max_pool2d_backward(g: np.ndarray, which: np.ndarray, gx: np.ndarray, kernel
 
 def dropout_mask(out: np.ndarray, seed: int, threshold: int, scale: float) -> None:
     """out (contiguous) = inverted-dropout multipliers: element i is 0 where the top 24 bits of SplitMix64's i-th
-    number (from `seed`) fall below `threshold`, else `scale`."""
-    _call("dropout_mask", out, out.size, seed, threshold, scale)
+    number (from `seed`) fall below `threshold`, else `scale`; split over the team."""
+    _call("dropout_mask", out, out.size, seed, threshold, scale, perf.team_threads())
 
 
 def batch_norm_sums(x: np.ndarray, mean: np.ndarray | None, sums: np.ndarray) -> None:

@@ -90,10 +90,24 @@ def profile_ops() -> Iterator[OpTimes]:
             if phase in vars(cls):
                 patched.append((cls, phase, vars(cls)[phase]))
                 setattr(cls, phase, timed(vars(cls)[phase], label, phase))
+    stepping: list[bool] = []  # an optimizer's step is being timed: its super().step() belongs to it
+
+    def timed_step(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(optimizer: Optimizer, *args: Any, **kwargs: Any) -> Any:
+            if stepping:
+                return fn(optimizer, *args, **kwargs)
+            stepping.append(True)
+            try:
+                return timed(fn, f"{type(optimizer).__name__} (optimizer)", "step")(optimizer, *args, **kwargs)
+            finally:
+                stepping.pop()
+
+        return wrapper
+
     for cls in [Optimizer, *_subclasses(Optimizer)]:
         if "step" in vars(cls):
             patched.append((cls, "step", vars(cls)["step"]))
-            cls.step = timed(vars(cls)["step"], f"{cls.__name__} (optimizer)", "step")
+            cls.step = timed_step(vars(cls)["step"])
     try:
         yield times
     finally:

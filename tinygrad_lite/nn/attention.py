@@ -61,8 +61,8 @@ def dropout_mask(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -
 
     Element i drops where the top 24 bits of SplitMix64's i-th number fall below p·2²⁴ (the resolution of a
     float32 uniform); the stream's seed is one draw from `rng`. The compiled loop (`kernels.dropout_mask`) makes
-    the mask in one pass on one core (handing it to the other core costs a small layer more than it saves), and
-    this formula, reading the stream by index, gives the same mask without it.
+    the mask in one pass split over the team, and this formula, reading the stream by index, gives the same mask
+    without it.
     """
     seed = int(get_generator(rng, "dropout").integers(0, 2**63))
     threshold, scale = math.ceil(p * 2**24), 1.0 / (1.0 - p)

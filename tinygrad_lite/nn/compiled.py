@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .. import kernels, perf
+from .. import kernels
 from ..ops.elementwise import GELUFunction
 from . import conv
 from .functional import LayerNormFunction
@@ -40,8 +40,7 @@ class CompiledLayerNormFunction(LayerNormFunction):
         weight, bias = _affine(affine, features, x.dtype)
         out = np.empty_like(x2)
         mean, rstd = np.empty((len(x2), 1), dtype=x2.dtype), np.empty((len(x2), 1), dtype=x2.dtype)
-        perf.split_across_cores(lambda r: kernels.layer_norm_rows(x2[r], weight, bias, eps, mean[r], rstd[r], out[r]),
-                                len(x2), min_items=perf.min_items_per_thread(features))
+        kernels.layer_norm_rows(x2, weight, bias, eps, mean, rstd, out)
         self.x2, self.mean, self.rstd = x2, mean, rstd
         return out.reshape(x.shape)
 
@@ -52,15 +51,8 @@ class CompiledLayerNormFunction(LayerNormFunction):
         rows, features = x2.shape
         g2 = np.ascontiguousarray(g.data.reshape(x2.shape), dtype=x2.dtype)
         weight, _ = _affine([p.data for p in self.parents[1:2]], features, x2.dtype)
-        gx = np.empty_like(x2)
-        sums: dict[int, np.ndarray] = {}  # part start -> its (dweight, dbias) column sums
-
-        def part(r: slice) -> None:
-            sums[r.start] = partial = np.zeros((2, features), dtype=x2.dtype)
-            kernels.layer_norm_rows_backward(g2[r], x2[r], mean[r], rstd[r], weight, gx[r], partial[0], partial[1])
-
-        perf.split_across_cores(part, rows, min_items=perf.min_items_per_thread(features))
-        dweight, dbias = sum(sums.values())
+        gx, dweight, dbias = np.empty_like(x2), np.empty(features, x2.dtype), np.empty(features, x2.dtype)
+        kernels.layer_norm_rows_backward(g2, x2, mean, rstd, weight, gx, dweight, dbias)
         needs = self.needs_input_grad
         grads = [gx.reshape(g.shape) if needs[0] else None]
         grads += [d.reshape(p.shape) if need else None for d, p, need in zip((dweight, dbias), self.parents[1:],

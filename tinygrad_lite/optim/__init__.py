@@ -191,6 +191,15 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: invalid lr={lr}, betas={betas}, eps={eps} "
                              f"or weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        self._compiled_updates: dict[np.dtype, list] = {}
+
+    def step(self) -> None:
+        """The update of every parameter; those the compiled loops take run together, in one call per dtype."""
+        self._compiled_updates = {}
+        super().step()
+        updates, self._compiled_updates = self._compiled_updates, {}
+        for batch in updates.values():
+            kernels.adam_(batch)
 
     def _update(self, p, grad, state, group):
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
@@ -205,8 +214,8 @@ class Adam(Optimizer):
         step_size = lr / (1.0 - beta1 ** state["step"])
         bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** state["step"])
         if _compiled(p.data, grad, m, v):
-            kernels.adam_(p.data, grad, m, v, decay, step_size, 1.0 - beta1, beta2, 1.0 - beta2, bias_correction2_sqrt,
-                          eps)
+            scalars = (decay, step_size, 1.0 - beta1, beta2, 1.0 - beta2, bias_correction2_sqrt, eps)
+            self._compiled_updates.setdefault(p.dtype, []).append((p.data, grad, m, v, scalars))
             return
         buf = self._buffer(p)
         if decay != 1.0:
