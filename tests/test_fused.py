@@ -1,7 +1,7 @@
 """Every fused op against its `reference` (the same maths from primitive ops): values and gradients in float64,
 and second derivatives (create_graph differentiates the reference), over hypothesis inputs.
 
-The fused ops: linear, layer norm, cross-entropy (indices, probabilities, weights, label smoothing, ignored
+The fused ops: linear, layer norm, dropout, cross-entropy (indices, probabilities, weights, label smoothing, ignored
 targets), GELU (exact and tanh), attention (tests/test_attention.py holds it to its twin too), and the
 convolution, pooling, unfold and batch-norm kernels of nn/conv.py (tests/test_conv.py checks them against torch).
 """
@@ -23,7 +23,7 @@ from tinygrad_lite.nn.compiled import (
     CompiledLayerNormFunction,
     CompiledMaxPooling,
 )
-from tinygrad_lite.nn.functional import CrossEntropy, LayerNormFunction, LinearFunction
+from tinygrad_lite.nn.functional import CrossEntropy, DropoutFunction, LayerNormFunction, LinearFunction
 from tinygrad_lite.ops.elementwise import GELUFunction
 
 # Each fused op, and its compiled form where the loops compiled (tinygrad_lite.kernels): held to one reference.
@@ -111,6 +111,14 @@ def test_cross_entropy(data, reduction, smoothing, weighted, soft):
 def test_gelu(function, x, approximate):
     check(lambda t: function.apply(t, approximate=approximate),
           lambda t: function.reference(t, approximate=approximate), x)
+
+
+@pytest.mark.parametrize("compiled", [False] + ([True] if kernels.available() else []))
+@FAST
+@given(x=shapes().flatmap(arrays), p=st.sampled_from([0.1, 0.5, 0.9]), seed=st.integers(0, 2**63 - 1))
+def test_dropout(compiled, x, p, seed):
+    with kernels.use_compiled(compiled):
+        check(lambda t: DropoutFunction.apply(t, p=p, seed=seed), lambda t: DropoutFunction.reference(t, p, seed), x)
 
 
 @FAST

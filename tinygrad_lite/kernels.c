@@ -340,11 +340,13 @@ void NAME(max_pool2d_backward)(const real *restrict g, const unsigned char *rest
         }
 }
 
-/* Inverted-dropout multipliers: out[i] = 0 where the top 24 bits of hash(i) fall below threshold (p 2^24,
- * rounded up), else scale (1 / (1 - p)). The hash is SplitMix64's output function on its Weyl sequence
- * seed + (i + 1) * golden: SplitMix64's own stream, read by index, which numpy's formula can do too, and which
- * any split of the mask among the team gives alike. */
+/* Inverted dropout: out[i] = x[i] m(i), or m(i) itself (the mask) where x is NULL, with m(i) = 0 where the top
+ * 24 bits of hash(i) fall below threshold (p 2^24, rounded up), else scale (1 / (1 - p)). The hash is
+ * SplitMix64's output function on its Weyl sequence seed + (i + 1) * golden: SplitMix64's own stream, read by
+ * index, which numpy's formula can do too, which any split among the team gives alike, and which backward
+ * reads again instead of keeping the mask. x m(i) rounds as numpy's x * mask does. */
 typedef struct {
+    const real *x;
     real *out;
     ptrdiff_t n;
     uint64_t seed, threshold;
@@ -354,7 +356,7 @@ typedef struct {
 static void NAME(dropout_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
     const NAME(dropout_job) *j = job;
     const uint64_t seed = j->seed, threshold = j->threshold;
-    const real scale = j->scale;
+    const real scale = j->scale, *restrict x = j->x;
     real *restrict out = j->out;
     ptrdiff_t lo, hi;
     team_bounds(j->n, part, parts, 64, &lo, &hi);
@@ -364,12 +366,14 @@ static void NAME(dropout_part)(void *job, ptrdiff_t part, ptrdiff_t parts) {
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
         z ^= z >> 31;
-        out[i] = (z >> 40) >= threshold ? scale : (real)0;
+        const real m = (z >> 40) >= threshold ? scale : (real)0;
+        out[i] = x == NULL ? m : x[i] * m;
     }
 }
 
-void NAME(dropout_mask)(real *out, ptrdiff_t n, uint64_t seed, uint64_t threshold, double scale, ptrdiff_t threads) {
-    NAME(dropout_job) job = {out, n, seed, threshold, (real)scale};
+void NAME(dropout)(const real *x, real *out, ptrdiff_t n, uint64_t seed, uint64_t threshold, double scale,
+                   ptrdiff_t threads) {
+    NAME(dropout_job) job = {x, out, n, seed, threshold, (real)scale};
     team_run(NAME(dropout_part), &job, team_parts(n, TEAM_MIN_NUMBERS, threads), threads);
 }
 

@@ -64,7 +64,7 @@ _SIGNATURES = {
     "softmax_rows": "pnnnnnnn",
     "max_pool2d": "pppp",
     "max_pool2d_backward": "pppp",
-    "dropout_mask": "pnuuxn",
+    "dropout": "ppnuuxn",
     "batch_norm_sums": "pppnn",
     "batch_norm": "pppppnn",
     "batch_norm_backward_sums": "ppppnn",
@@ -288,10 +288,12 @@ def max_pool2d_backward(g: np.ndarray, which: np.ndarray, gx: np.ndarray, kernel
                                                               gx, which, g))
 
 
-def dropout_mask(out: np.ndarray, seed: int, threshold: int, scale: float) -> None:
-    """out (contiguous) = inverted-dropout multipliers: element i is 0 where the top 24 bits of SplitMix64's i-th
-    number (from `seed`) fall below `threshold`, else `scale`; split over the team."""
-    _call("dropout_mask", out, out.size, seed, threshold, scale, perf.team_threads())
+def dropout(x: np.ndarray | None, out: np.ndarray, seed: int, threshold: int, scale: float) -> None:
+    """out (contiguous) = x (contiguous, out's shape and dtype) times the inverted-dropout multipliers, or with x
+    None the multipliers themselves: element i's is 0 where the top 24 bits of SplitMix64's i-th number (from
+    `seed`) fall below `threshold`, else `scale`; split over the team."""
+    _call("dropout", 0 if x is None else x, out, out.size, seed, threshold, scale, perf.team_threads(),
+          dtype=out.dtype)
 
 
 def batch_norm_sums(x: np.ndarray, mean: np.ndarray | None, sums: np.ndarray) -> None:

@@ -155,10 +155,11 @@ class Function:
         params = getattr(self, "params", {})
         if "key" in params:
             return f"{op}[{_index_text(params['key'])}]"
-        # Defaults, flags left off and objects without a stable text (arrays, random generators) are not shown.
+        # Defaults, flags left off, objects without a stable text (arrays, random generators) and random seeds are
+        # not shown.
         defaults = _forward_defaults(type(self))
         shown = [_value_text(v) if k == "dtype" else f"{k}={_value_text(v)}" for k, v in params.items()
-                 if v is not None and v is not False and _plain(v) and not _is_default(defaults, k, v)]
+                 if v is not None and v is not False and k != "seed" and _plain(v) and not _is_default(defaults, k, v)]
         return f"{op}({', '.join(shown)})" if shown else op
 
     def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:

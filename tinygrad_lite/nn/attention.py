@@ -57,25 +57,38 @@ def _causal_bias(t: int, s: int, dtype: np.dtype) -> np.ndarray:
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, rng: Seed, dtype: np.dtype) -> np.ndarray:
-    """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p) (`F.dropout` and attention's dropout).
+    """Inverted-dropout multipliers: 0 with probability p, else 1/(1-p) (attention's dropout; `F.dropout`
+    multiplies by the same mask without making it).
 
     Element i drops where the top 24 bits of SplitMix64's i-th number fall below p·2²⁴ (the resolution of a
-    float32 uniform); the stream's seed is one draw from `rng`. The compiled loop (`kernels.dropout_mask`) makes
-    the mask in one pass split over the team, and this formula, reading the stream by index, gives the same mask
-    without it.
+    float32 uniform); the stream's seed is one draw from `rng` (`dropout_seed`).
     """
-    seed = int(get_generator(rng, "dropout").integers(0, 2**63))
+    return seeded_dropout(None, shape, p, dropout_seed(rng), dtype)
+
+
+def dropout_seed(rng: Seed) -> int:
+    """The seed of one dropout mask's stream: one draw from `rng`."""
+    return int(get_generator(rng, "dropout").integers(0, 2**63))
+
+
+def seeded_dropout(x: np.ndarray | None, shape: tuple[int, ...], p: float, seed: int,
+                   dtype: np.dtype) -> np.ndarray:
+    """x (shape) times the dropout multipliers of `seed` (see `dropout_mask`), or with x None the multipliers.
+
+    The compiled loop (`kernels.dropout`) makes them in the same pass, split over the team; this formula, reading
+    the stream by index, gives the same numbers without it."""
     threshold, scale = math.ceil(p * 2**24), 1.0 / (1.0 - p)
     dtype = np.dtype(dtype)
-    if kernels.enabled() and dtype in (np.float32, np.float64):
+    if kernels.enabled() and dtype in _DTYPES and (x is None or x.dtype == dtype):
         out = np.empty(shape, dtype)
-        kernels.dropout_mask(out.reshape(-1), seed, threshold, scale)
+        kernels.dropout(None if x is None else np.asarray(x, order="C"), out, seed, threshold, scale)
         return out
     z = np.uint64(seed) + np.arange(1, math.prod(shape) + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     keep = ((z ^ (z >> np.uint64(31))) >> np.uint64(40)) >= threshold
-    return keep.reshape(shape).astype(dtype) * np.asarray(scale, dtype=dtype)
+    mask = keep.reshape(shape).astype(dtype) * np.asarray(scale, dtype=dtype)
+    return mask if x is None else x * mask
 
 
 class ScaledDotProductAttention(Function):

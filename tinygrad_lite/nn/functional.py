@@ -20,6 +20,7 @@ import numpy as np
 from .. import kernels, perf
 from ..ops import broadcast_shape
 from ..tensor import Function, Tensor
+from . import attention as _attention
 from .attention import dropout_mask, scaled_dot_product_attention  # noqa: F401  (lives beside its step-by-step twin)
 from .conv import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv1d, conv2d, max_pool2d, pad, unfold  # noqa: F401
 
@@ -353,7 +354,25 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
         return input
     if p == 1.0:
         return input * 0.0
-    return input * dropout_mask(input.shape, p, rng, input.dtype)
+    return DropoutFunction.apply(input, p=p, seed=_attention.dropout_seed(rng))
+
+
+class DropoutFunction(Function):
+    """Inverted dropout: out = x mask, mask the multipliers of `dropout_mask` for the stream `seed` (0 with
+    probability p, else 1/(1-p)). The mask is not kept: backward makes it again from the seed, g mask, so a step
+    holds no mask per dropout, and each pass is one (compiled: `kernels.dropout`) instead of making the mask and
+    then multiplying by it."""
+
+    def forward(self, x, p=0.5, seed=0):
+        return _attention.seeded_dropout(x, x.shape, p, seed, x.dtype)
+
+    def backward(self, g):
+        x, p, seed = self.parents[0], self.params["p"], self.params["seed"]
+        return (_attention.seeded_dropout(np.asarray(g.data, dtype=x.dtype), x.shape, p, seed, x.dtype),)
+
+    @staticmethod
+    def reference(x: Tensor, p: float = 0.5, seed: int = 0) -> Tensor:
+        return x * Tensor(_attention.seeded_dropout(None, x.shape, p, seed, x.dtype))
 
 
 # ---- activations and probabilities --------------------------------------------------------------
