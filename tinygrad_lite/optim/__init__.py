@@ -195,11 +195,12 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """The update of every parameter; those the compiled loops take run together, in one call per dtype."""
-        self._compiled_updates = {}
-        super().step()
-        updates, self._compiled_updates = self._compiled_updates, {}
-        for batch in updates.values():
-            kernels.adam_(batch)
+        try:
+            super().step()
+            for batch in self._compiled_updates.values():
+                kernels.adam_(batch)
+        finally:
+            self._compiled_updates = {}  # (they hold the gradients: not kept past the step, nor half-gathered)
 
     def _update(self, p, grad, state, group):
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
